@@ -1,0 +1,49 @@
+"The `chatmimic parse` contract for inputs that no reader gets to: missing, empty, unknown."
+import json, stat
+from pathlib import Path
+from conftest import run_chatmimic, assert_user_error
+
+def test_help_lists_parse():
+    r = run_chatmimic('--help')
+    assert r.returncode == 0 and 'parse' in r.stdout
+
+def test_missing_input(tmp_path):
+    out = tmp_path/'out.jsonl'
+    assert_user_error(run_chatmimic('parse', tmp_path/'nope.db', '--me', 'Paolo Neri', '-o', out), 'nope.db', out)
+
+def test_empty_file(tmp_path):
+    p, out = tmp_path/'msgstore.db', tmp_path/'out.jsonl'
+    p.write_bytes(b'')
+    line = assert_user_error(run_chatmimic('parse', p, '--me', 'Paolo Neri', '-o', out), p, out)
+    assert 'empty' in line
+
+def test_folder_without_export(tmp_path):
+    d, out = tmp_path/'photos', tmp_path/'out.jsonl'
+    d.mkdir(); (d/'cat.jpg').write_bytes(b'\xff\xd8\xff')
+    line = assert_user_error(run_chatmimic('parse', d, '--me', 'Paolo Neri', '-o', out), d, out)
+    assert 'no chat export' in line
+
+def test_json_that_is_no_export(tmp_path):
+    p, out = tmp_path/'config.json', tmp_path/'out.jsonl'
+    p.write_text(json.dumps({'name': 'x', 'version': 3}))
+    line = assert_user_error(run_chatmimic('parse', p, '--me', 'Paolo Neri', '-o', out), p, out)
+    assert 'not a known chat export' in line
+
+def test_truncated_json(tmp_path):
+    p, out = tmp_path/'result.json', tmp_path/'out.jsonl'
+    p.write_text('{"personal_information": {"user_id": 1}, "chats": {"list": [{"name": "A", "messages": [')
+    line = assert_user_error(run_chatmimic('parse', p, '-o', out), p, out)
+    assert 'truncated' in line
+
+def test_sqlite_without_messages(tmp_path):
+    import sqlite3
+    p, out = tmp_path/'other.db', tmp_path/'out.jsonl'
+    con = sqlite3.connect(p); con.execute('create table t(x)'); con.commit(); con.close()
+    assert_user_error(run_chatmimic('parse', p, '--me', 'Paolo Neri', '-o', out), p, out)
+
+def test_bad_timezone(tmp_path):
+    p, out = tmp_path/'chat.txt', tmp_path/'out.jsonl'
+    p.write_text('01/01/19, 10:12 - Paolo Neri: Presente!\n')
+    r = run_chatmimic('parse', p, '--me', 'Paolo Neri', '--tz', 'Mars/Olympus', '-o', out)
+    assert r.returncode == 2 and 'Mars/Olympus' in r.stderr and 'Traceback' not in r.stderr
+    assert not out.exists()
