@@ -34,5 +34,6 @@ def main(argv=None):
         sp = argparse.ArgumentParser(prog=f'chatmimic {argv[0]}', description=help)
         getattr(m, add)(sp)
         args = sp.parse_args(argv[1:])
-        return run_cli(getattr(m, fn), args)
+        run_cli(getattr(m, fn), args)
+        return 0  # the console script passes this to sys.exit: never a stage's return value (it may hold messages)
     p.parse_args(argv)

@@ -47,3 +47,14 @@ def test_bad_timezone(tmp_path):
     r = run_chatmimic('parse', p, '--me', 'Paolo Neri', '--tz', 'Mars/Olympus', '-o', out)
     assert r.returncode == 2 and 'Mars/Olympus' in r.stderr and 'Traceback' not in r.stderr
     assert not out.exists()
+
+def test_success_exits_zero_and_prints_no_text(tmp_path):
+    "A successful parse exits 0, writes mode 0600, and prints counts, never message text."
+    p, out = tmp_path/'WhatsApp Chat with Marco Rossi.txt', tmp_path/'out.jsonl'
+    p.write_text('01/02/22, 10:12 - Marco Rossi: Calcetto stasera?\n01/02/22, 10:13 - Paolo Neri: Ci sono segretissimo\n')
+    r = run_chatmimic('parse', p, '--me', 'Paolo Neri', '-o', out)
+    assert r.returncode == 0, r.stderr
+    assert 'segretissimo' not in r.stdout + r.stderr and 'Calcetto' not in r.stdout + r.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [r['from_me'] for r in rows] == [False, True] and rows[1]['text'] == 'Ci sono segretissimo'
