@@ -88,7 +88,8 @@ def load_json(path):
 def json_format(data, path=None) -> str|None:
     "Which known export a loaded JSON document is, or None."
     if isinstance(data, dict):
-        if isinstance(data.get('chats'), dict) and 'list' in data['chats']: return 'telegram'
+        if any(isinstance(data.get(k), dict) and 'list' in data[k] for k in ('chats', 'left_chats')): return 'telegram'
+        if isinstance(data.get('personal_information'), dict): return 'telegram'
         if isinstance(data.get('messages'), list) and ('participants' in data or 'thread_path' in data): return 'messenger'
         if isinstance(data.get('messages'), list) and 'type' in data and 'id' in data: return 'telegram'
         vals = list(data.values())[:5]
@@ -96,7 +97,7 @@ def json_format(data, path=None) -> str|None:
             return 'whatsapp-json'
     return None
 
-# %% ../nbs/00_parse.ipynb #ffef3e53
+# %% ../nbs/00_parse.ipynb #b12be894
 def sniff(path) -> tuple[str, object]:
     "Detect the format of one export file: (format, loaded JSON or None)."
     path = Path(path)
@@ -134,7 +135,7 @@ def sqlite_tables(path) -> set[str]:
     except sqlite3.DatabaseError as e:
         raise user_error(path, f'is a damaged SQLite database ({e})', 'copy msgstore.db from the phone again')
 
-# %% ../nbs/00_parse.ipynb #daad91a6
+# %% ../nbs/00_parse.ipynb #eec22739
 EXPORT_NAMES = ('msgstore.db', 'result.json')
 
 def expand_inputs(paths) -> list[Path]:
@@ -153,7 +154,7 @@ def expand_inputs(paths) -> list[Path]:
         out += found
     return out
 
-# %% ../nbs/00_parse.ipynb #bd207918
+# %% ../nbs/00_parse.ipynb #3d203a6d
 def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, Message]]:
     "Every message of every input, tagged with the index of the file it came from."
     opts = opts or ParseOptions()
@@ -182,7 +183,7 @@ def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[
         m.id, m.reply_to = new[m.id], new.get(m.reply_to)
     return msgs
 
-# %% ../nbs/00_parse.ipynb #48e6dddc
+# %% ../nbs/00_parse.ipynb #e0bf59bb
 def write_jsonl(msgs:Iterable[Message], out) -> int:
     "Write `msgs` as JSON Lines to `out` (atomic, mode 0600); returns the count."
     n, dumps = 0, json.dumps
@@ -195,7 +196,7 @@ def read_jsonl(path) -> list[Message]:
     "Read a file written by `write_jsonl` back into messages."
     with open(path, encoding='utf-8') as f: return [Message(**json.loads(l)) for l in f if l.strip()]
 
-# %% ../nbs/00_parse.ipynb #11fe6012
+# %% ../nbs/00_parse.ipynb #65a661e7
 def chat_summary(msgs:Iterable[Message]) -> list[dict]:
     "One row per chat: messages by kind, the owner's share, first and last day."
     rows = {}
@@ -218,7 +219,7 @@ def format_table(rows:list[dict], cols=None) -> str:
     fmt = lambda row: '  '.join(v.rjust(w[i]) if num[i] else v.ljust(w[i]) for i, v in enumerate(row)).rstrip()
     return '\n'.join([fmt(cells[0]), '  '.join('-'*x for x in w)] + [fmt(r) for r in cells[1:]])
 
-# %% ../nbs/00_parse.ipynb #d298af97
+# %% ../nbs/00_parse.ipynb #3a750dab
 def add_parse_args(p:argparse.ArgumentParser):
     "The arguments of `chatmimic parse`."
     p.add_argument('inputs', nargs='+', help='export files or folders: msgstore.db, .txt/.zip, result.json, message_1.json, ...')
