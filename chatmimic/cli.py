@@ -37,3 +37,7 @@ def main(argv=None):
         run_cli(getattr(m, fn), args)
         return 0  # the console script passes this to sys.exit: never a stage's return value (it may hold messages)
     p.parse_args(argv)
+
+# %% ../nbs/09_cli.ipynb #1cf05e41
+#| eval: false
+if __name__ == '__main__': raise SystemExit(main())  # `python -m chatmimic.cli` works like the console script
