@@ -169,27 +169,33 @@ def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterat
 
 def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[Message]:
     "Parse `paths` into one chronological, renumbered list of messages."
-    msgs, first = [], {}
+    chats, src = {}, {}  # chat_id -> its messages; id(message) -> index of the input it came from
     for i, m in read_inputs(paths, opts, fmt):
-        m.id = (i, m.id)
-        if m.reply_to is not None: m.reply_to = (i, m.reply_to)
-        if m.chat_id not in first or m.timestamp < first[m.chat_id]: first[m.chat_id] = m.timestamp
-        msgs.append(m)
-    order = {c: k for k, c in enumerate(sorted(first, key=lambda c: (first[c], c)))}
-    msgs.sort(key=lambda m: (order[m.chat_id], m.timestamp))  # stable: equal times keep the source's order
-    new = {m.id: n for n, m in enumerate(msgs, 1)}
-    if len(new) != len(msgs): raise ValueError('a reader produced duplicate message keys')
-    for m in msgs:
-        m.id, m.reply_to = new[m.id], new.get(m.reply_to)
+        chats.setdefault(m.chat_id, []).append(m); src[id(m)] = i
+    msgs = []
+    for c in sorted(chats, key=lambda c: (min(m.timestamp for m in chats[c]), c)):  # chats by their first message
+        ms = chats[c]
+        if any(a.timestamp > b.timestamp for a, b in zip(ms, ms[1:])): ms.sort(key=lambda m: m.timestamp)  # stable
+        msgs += ms
+    new = [{} for _ in range(max(src.values(), default=-1) + 1)]  # per input: source key -> 1..N
+    for n, m in enumerate(msgs, 1):
+        keys = new[src[id(m)]]
+        if m.id in keys: raise ValueError(f'a reader produced the duplicate message key {m.id!r}')
+        keys[m.id] = n
+    for n, m in enumerate(msgs, 1):
+        m.id, m.reply_to = n, None if m.reply_to is None else new[src[id(m)]].get(m.reply_to)
     return msgs
 
 # %% ../nbs/00_parse.ipynb #e0bf59bb
 def write_jsonl(msgs:Iterable[Message], out) -> int:
     "Write `msgs` as JSON Lines to `out` (atomic, mode 0600); returns the count."
-    n, dumps = 0, json.dumps
+    enc, n = json.JSONEncoder(ensure_ascii=False).encode, 0  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
     with atomic_write(out) as f:
+        batch = []
         for m in msgs:
-            f.write(dumps(m.__dict__, ensure_ascii=False)); f.write('\n'); n += 1
+            batch.append(enc(m.__dict__)); n += 1
+            if len(batch) == 10_000: f.write('\n'.join(batch) + '\n'); batch = []
+        if batch: f.write('\n'.join(batch) + '\n')
     return n
 
 def read_jsonl(path) -> list[Message]:
