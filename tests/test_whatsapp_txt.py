@@ -1,5 +1,6 @@
 "`chatmimic parse` on WhatsApp 'Export chat' .txt/.zip files: bad input is one line naming the file; --tz and --date-order."
 import json, zipfile
+import pytest
 from conftest import run_chatmimic, assert_user_error
 
 ME = ('--me', 'Paolo Neri')
@@ -16,47 +17,27 @@ def timestamps(r, out):
     assert 'Traceback' not in r.stderr and 'Presente' not in r.stdout + r.stderr  # no message text printed
     return [json.loads(l)['timestamp'] for l in out.read_text().splitlines()]
 
-def test_empty_txt(tmp_path):
-    p = tmp_path/'WhatsApp Chat with Marco Rossi.txt'
-    p.write_bytes(b'')
-    r, out = parse(tmp_path, p, *ME)
-    assert 'empty' in assert_user_error(r, p, out)
+BAD_TXT = [  # (file name, bytes, extra arguments, what the one-line error must say)
+    ('WhatsApp Chat with Marco Rossi.txt', b'', ME, 'empty'),
+    ('WhatsApp Chat with Marco Rossi.txt', b'\n \n', ME + ('--format', 'whatsapp-txt'), 'empty'),
+    ('notes.txt', b'shopping list\n3/4 eggs\nmilk: 2 l\n', ME, 'not a WhatsApp chat export'),
+    ('WhatsApp Chat with Marco Rossi.txt', '01/02/19, 10:12 - Paolo Neri: Sì, così\n'.encode('latin-1'), ME, 'encoding'),
+    ('WhatsApp Chat with Marco Rossi.txt', CHAT.encode(), (), '--me'),
+    ('WhatsApp Chat with Marco Rossi.txt', b'13/01/19, 10:00 - Paolo Neri: a\n01/13/19, 10:00 - Marco Rossi: b\n', ME, '--date-order'),
+]
 
-def test_blank_txt_forced_format(tmp_path):
-    p = tmp_path/'WhatsApp Chat with Marco Rossi.txt'
-    p.write_text('\n \n')
-    r, out = parse(tmp_path, p, *ME, '--format', 'whatsapp-txt')
-    assert 'empty' in assert_user_error(r, p, out)
-
-def test_unknown_format_txt(tmp_path):
-    p = tmp_path/'notes.txt'
-    p.write_text('shopping list\n3/4 eggs\nmilk: 2 l\n')
-    r, out = parse(tmp_path, p, *ME)
-    assert 'not a WhatsApp chat export' in assert_user_error(r, p, out)
-
-def test_undecodable_txt(tmp_path):
-    p = tmp_path/'WhatsApp Chat with Marco Rossi.txt'
-    p.write_bytes('01/02/19, 10:12 - Paolo Neri: Sì, così\n'.encode('latin-1'))
-    r, out = parse(tmp_path, p, *ME)
-    assert 'encoding' in assert_user_error(r, p, out)
+@pytest.mark.parametrize('name,data,args,says', BAD_TXT)
+def test_bad_txt(tmp_path, name, data, args, says):
+    p = tmp_path/name
+    p.write_bytes(data)
+    r, out = parse(tmp_path, p, *args)
+    assert says in assert_user_error(r, p, out)
 
 def test_zip_without_chat(tmp_path):
     p = tmp_path/'WhatsApp Chat - Calcetto.zip'
     with zipfile.ZipFile(p, 'w') as zf: zf.writestr('00000012-PHOTO-2019-03-14-00-32-00.jpg', b'\xff\xd8\xff')
     r, out = parse(tmp_path, p, *ME)
     assert 'no chat .txt' in assert_user_error(r, p, out)
-
-def test_missing_me(tmp_path):
-    p = tmp_path/'WhatsApp Chat with Marco Rossi.txt'
-    p.write_text(CHAT)
-    r, out = parse(tmp_path, p)
-    assert '--me' in assert_user_error(r, p, out)
-
-def test_contradictory_dates(tmp_path):
-    p = tmp_path/'WhatsApp Chat with Marco Rossi.txt'
-    p.write_text('13/01/19, 10:00 - Paolo Neri: a\n01/13/19, 10:00 - Marco Rossi: b\n')
-    r, out = parse(tmp_path, p, *ME)
-    assert '--date-order' in assert_user_error(r, p, out)
 
 def test_date_order(tmp_path):
     p = tmp_path/'WhatsApp Chat with Marco Rossi.txt'
