@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_parse.ipynb #d3aa7fde
 from __future__ import annotations
-import argparse, importlib, json, os, sqlite3, sys, time, zipfile
+import argparse, importlib, json, os, sqlite3, sys, time, unicodedata, zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -15,7 +15,7 @@ from .core import UserError, user_error, atomic_write, run_cli
 # %% auto #0
 __all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'Message', 'iso_utc', 'ParseOptions', 'get_reader',
            'load_json', 'json_format', 'sniff', 'sqlite_tables', 'expand_inputs', 'read_inputs', 'parse_inputs',
-           'write_jsonl', 'read_jsonl', 'chat_summary', 'format_table', 'add_parse_args', 'parse_main']
+           'write_jsonl', 'read_jsonl', 'chat_summary', 'display_width', 'format_table', 'add_parse_args', 'parse_main']
 
 # %% ../nbs/00_parse.ipynb #e4e50157
 KINDS = ('text', 'media', 'system', 'deleted')
@@ -215,17 +215,22 @@ def chat_summary(msgs:Iterable[Message]) -> list[dict]:
         r['first'], r['last'] = min(r['first'], m.timestamp[:10]), max(r['last'], m.timestamp[:10])
     return list(rows.values())
 
+def display_width(s:str) -> int:
+    "Columns `s` takes in a terminal: wide (CJK, most emoji) characters take two, combining marks none."
+    return sum(0 if unicodedata.combining(c) or c in '\u200d\ufe0f' else 2 if unicodedata.east_asian_width(c) in 'WF' else 1 for c in s)
+
 def format_table(rows:list[dict], cols=None) -> str:
     "A plain-text table of `rows` for the terminal."
     if not rows: return '(no rows)'
     cols = cols or list(rows[0])
     cells = [[str(c) for c in cols]] + [[str(r[c]) if not isinstance(r[c], bool) else ('yes' if r[c] else '') for c in cols] for r in rows]
-    w = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    w = [max(display_width(row[i]) for row in cells) for i in range(len(cols))]
     num = [all(isinstance(r[c], (int, float)) and not isinstance(r[c], bool) for r in rows) for c in cols]
-    fmt = lambda row: '  '.join(v.rjust(w[i]) if num[i] else v.ljust(w[i]) for i, v in enumerate(row)).rstrip()
+    pad = lambda v, i: (' ' * (w[i] - display_width(v)) + v) if num[i] else (v + ' ' * (w[i] - display_width(v)))
+    fmt = lambda row: '  '.join(pad(v, i) for i, v in enumerate(row)).rstrip()
     return '\n'.join([fmt(cells[0]), '  '.join('-'*x for x in w)] + [fmt(r) for r in cells[1:]])
 
-# %% ../nbs/00_parse.ipynb #3a750dab
+# %% ../nbs/00_parse.ipynb #ac348172
 def add_parse_args(p:argparse.ArgumentParser):
     "The arguments of `chatmimic parse`."
     p.add_argument('inputs', nargs='+', help='export files or folders: msgstore.db, .txt/.zip, result.json, message_1.json, ...')
