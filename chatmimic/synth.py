@@ -4,26 +4,22 @@
 
 # %% ../nbs/00a_synth.ipynb #911fb99f
 from __future__ import annotations
-import argparse, base64, json, math, os, random, re, sqlite3, tempfile, time, unicodedata, zipfile
-from collections import Counter
+import argparse, base64, math, os, random, re, sqlite3, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Callable
 
-from .core import UserError, atomic_write
-from .parse import Message, iso_utc, format_table
+from .core import UserError
+from .parse import Message, iso_utc
 
 # %% auto #0
 __all__ = ['POOLS', 'TOPICS', 'FILLERS', 'OWNER_MORE', 'LATER', 'GREET', 'STYLE', 'CAPTIONS', 'DOCS', 'NOTICE_LIKE', 'OWNER',
            'HOUR', 'MEDIA_TYPE', 'ACTION_TYPE', 'MIME', 'WA_FOLDER', 'WHATSAPP_SKIPS', 'MODERN_DDL', 'MODERN_INDEXES',
-           'LEGACY_COLS', 'LEGACY_DDL', 'WA_DDL', 'TXT_STRINGS', 'TG_SKIPPED', 'TG_ACTION', 'TG_MEDIA',
-           'TELEGRAM_SKIPS', 'FB_MEDIA', 'MESSENGER_SKIPS', 'SYNTH_FORMATS', 'TXT_OPTIONS', 'Person', 'Event', 'Chat',
-           'Truth', 'make_truth', 'reply_stats', 'private_db', 'write_msgstore', 'write_wa_db', 'txt_name',
-           'whatsapp_txt', 'write_whatsapp_txt', 'write_whatsapp_zip', 'tg_visible', 'telegram_chat', 'write_telegram',
-           'fb_visible', 'messenger_thread', 'write_messenger', 'wa_name', 'expected', 'synth_export', 'add_synth_args',
-           'synth_main']
+           'LEGACY_COLS', 'LEGACY_DDL', 'WA_DDL', 'SYNTH_FORMATS', 'TXT_OPTIONS', 'Person', 'Event', 'Chat', 'Truth',
+           'make_truth', 'reply_stats', 'private_db', 'write_msgstore', 'write_wa_db', 'ChatView', 'wa_name',
+           'expected', 'synth_export', 'add_synth_args', 'synth_main']
 
 # %% ../nbs/00a_synth.ipynb #af1a294f
 POOLS = {
@@ -527,11 +523,15 @@ def private_db(path):
         if os.path.exists(tmp): os.unlink(tmp)
         raise
 
-def _order(truth:Truth) -> list:
-    "(time, chat index, event index) of every event WhatsApp stores, stories last in chat index, in time order."
-    rows = [(e.t, ci, i) for ci, c in enumerate(truth.chats) for i, e in enumerate(c.events) if e.action not in WHATSAPP_SKIPS]
-    rows += [(e.t, len(truth.chats), i) for i, e in enumerate(truth.stories)]
-    rows.sort(); return rows
+def _stored(truth:Truth, bits, span:dict):
+    "(_id, time, chat index, event, key_id, the chat's key_ids) of every event WhatsApp stores, in time order; key_ids drawn with `bits`."
+    evs = [c.events for c in truth.chats] + [truth.stories]  # stories: status@broadcast, the chat after the last
+    rows = sorted((e.t, ci, i) for ci, es in enumerate(evs) for i, e in enumerate(es) if e.action not in WHATSAPP_SKIPS)
+    keys = [[None] * len(es) for es in evs]
+    for _id, (t, ci, i) in enumerate(rows, 2):
+        key = keys[ci][i] = '%020X' % bits(80)
+        span[ci] = (span[ci][0] if ci in span else t, _id, t)  # `span`: chat index -> (first time, last _id, last time)
+        yield _id, t, ci, evs[ci][i], key, keys[ci]
 
 def _media_path(e:Event) -> str:
     "Where WhatsApp keeps an attachment on the phone."
@@ -599,7 +599,7 @@ def _insert(con, table:str, cols:str, rows):
 def _write_modern(truth:Truth, con, rng):
     "Fill an empty database with the modern schema."
     _ddl(con, MODERN_DDL)
-    people, chats, nc = truth.people, truth.chats, len(truth.chats)
+    people, chats = truth.people, truth.chats
     me_digits = re.sub(r'\D', '', truth.owner_phone)
     jids = [(i + 1, p.digits, 's.whatsapp.net', 0, 0, 0, p.jid) for i, p in enumerate(people)]
     jids.append((len(jids) + 1, me_digits, 's.whatsapp.net', 0, 0, 0, me_digits + '@s.whatsapp.net'))
@@ -610,14 +610,11 @@ def _write_modern(truth:Truth, con, rng):
     jids.append((len(jids) + 1, 'status', 'broadcast', 0, 0, 11, 'status@broadcast')); chat_jid.append(len(jids))
     _insert(con, 'jid', '_id,user,server,agent,device,type,raw_string', jids)
     groups = [c.is_group for c in chats] + [True]
-    keys = [[None] * len(c.events) for c in chats] + [[None] * len(truth.stories)]
     mtype_of = lambda e: 0 if e.kind == 'text' else MEDIA_TYPE[e.media] if e.kind == 'media' else 15 if e.kind == 'deleted' else 7
     msg = [(1, -1, 0, '-1', None, -1, 0, 0, 0, 0, -1, None, 0, 1)]  # the sentinel row
     media, quoted, system, sysgroup, part, revoked, edits = [], [], [], [], [], [], []
-    first, last, bits, rnd = {}, {}, rng.getrandbits, rng.random
-    for _id, (t, ci, i) in enumerate(_order(truth), 2):
-        e = chats[ci].events[i] if ci < nc else truth.stories[i]
-        key = keys[ci][i] = '%020X' % bits(80)
+    span, bits, rnd = {}, rng.getrandbits, rng.random
+    for _id, t, ci, e, key, keys in _stored(truth, bits, span):
         me, kind, row = e.who == OWNER, e.kind, ci + 1
         sender = e.who + 1 if groups[ci] and e.who is not None and e.who >= 0 else 0
         text, status, mtype = e.text, 13 if me else 0, mtype_of(e)
@@ -638,9 +635,8 @@ def _write_modern(truth:Truth, con, rng):
             if e.quote < 0: quoted.append((_id, row, row, 0, sender, '%020X' % bits(80), t - 40 * 86_400_000, 0, 'un vecchio messaggio'))
             else:
                 q = chats[ci].events[e.quote]
-                quoted.append((_id, row, row, int(q.who == OWNER), q.who + 1 if groups[ci] and q.who >= 0 else 0, keys[ci][e.quote], q.t, mtype_of(q), q.text))
+                quoted.append((_id, row, row, int(q.who == OWNER), q.who + 1 if groups[ci] and q.who >= 0 else 0, keys[e.quote], q.t, mtype_of(q), q.text))
         msg.append((_id, row, int(me), key, sender, status, 0, t, t if me else t + 800 + bits(12), t + 300, mtype, text, 0, _id))
-        first.setdefault(ci, t); last[ci] = (_id, t)
     _insert(con, 'message', '_id,chat_row_id,from_me,key_id,sender_jid_row_id,status,broadcast,timestamp,received_timestamp,'
                             'receipt_server_timestamp,message_type,text_data,starred,sort_id', msg)
     _insert(con, 'message_media', 'message_row_id,chat_row_id,file_path,file_size,mime_type,media_name,file_hash,media_duration,media_caption', media)
@@ -652,7 +648,7 @@ def _write_modern(truth:Truth, con, rng):
     _insert(con, 'message_edit_info', 'message_row_id,original_key_id,edited_timestamp,sender_timestamp', edits)
     subjects = [c.title if c.is_group else None for c in chats] + [None]
     _insert(con, 'chat', '_id,jid_row_id,hidden,subject,created_timestamp,last_message_row_id,display_message_row_id,archived,sort_timestamp',
-            [(ci + 1, chat_jid[ci], 0, subjects[ci], first[ci], last[ci][0], last[ci][0], 0, last[ci][1]) for ci in sorted(first)])
+            [(ci + 1, chat_jid[ci], 0, subjects[ci], t0, n, n, 0, t1) for ci, (t0, n, t1) in sorted(span.items())])
     _insert(con, 'props', 'key,value', [('user_push_name', truth.owner), ('fts_ready', '5'), ('db_version', '1')])
     _ddl(con, MODERN_INDEXES)
 
@@ -685,13 +681,10 @@ def _write_legacy(truth:Truth, con, rng):
     people, chats, nc = truth.people, truth.chats, len(truth.chats)
     cjid = [c.jid for c in chats] + ['status@broadcast']
     groups = [c.is_group for c in chats] + [True]
-    keys = [[None] * len(c.events) for c in chats] + [[None] * len(truth.stories)]
     wa_type = lambda e: str(MEDIA_TYPE[e.media]) if e.kind == 'media' else '0'
     msgs = [(1, '-1', 0, '-1', -1, 0, None, 0, None, '0', 0, None, None, 0, None, 0, None, 0, 0)]  # the sentinel row
-    quotes, first, last, bits = [], {}, {}, rng.getrandbits
-    for _id, (t, ci, i) in enumerate(_order(truth), 2):
-        e = chats[ci].events[i] if ci < nc else truth.stories[i]
-        key = keys[ci][i] = '%020X' % bits(80)
+    quotes, span, bits = [], {}, rng.getrandbits
+    for _id, t, ci, e, key, keys in _stored(truth, bits, span):
         me, kind = e.who == OWNER, e.kind
         res = people[e.who].jid if groups[ci] and e.who is not None and e.who >= 0 else ''
         data, status, mime, size, name, cap, dur, ev = e.text, 13 if me else 0, None, 0, None, None, 0, 0
@@ -704,15 +697,14 @@ def _write_legacy(truth:Truth, con, rng):
             if e.quote < 0: quotes.append((qid, cjid[ci], 0, '%020X' % bits(80), 0, 0, 'un vecchio messaggio', t - 40 * 86_400_000, None, '0', 0, None, None, 0, res, 0, None, 0, 0))
             else:
                 q = chats[ci].events[e.quote]
-                quotes.append((qid, cjid[ci], int(q.who == OWNER), keys[ci][e.quote], 0, 0, q.text if q.kind == 'text' else None, q.t, None,
+                quotes.append((qid, cjid[ci], int(q.who == OWNER), keys[e.quote], 0, 0, q.text if q.kind == 'text' else None, q.t, None,
                                wa_type(q), 0, None, q.text if q.kind == 'media' else None, 0,
                                people[q.who].jid if groups[ci] and q.who >= 0 else '', q.t, None, 0, 0))
         msgs.append((_id, cjid[ci], int(me), key, status, 0, data, t, mime, wa_type(e), size, name, cap, dur, res, t + 900, qid, ev, 0))
-        first.setdefault(ci, t); last[ci] = (_id, t)
     _insert(con, 'messages', _LCOLS, msgs)
     _insert(con, 'messages_quotes', _LCOLS, quotes)
     _insert(con, 'chat_list', 'key_remote_jid,message_table_id,subject,creation,archived,sort_timestamp,last_message_table_id',
-            [(cjid[ci], last[ci][0], chats[ci].title if ci < nc and chats[ci].is_group else None, first[ci], 0, last[ci][1], last[ci][0]) for ci in sorted(first)])
+            [(cjid[ci], n, chats[ci].title if ci < nc and chats[ci].is_group else None, t0, 0, t1, n) for ci, (t0, n, t1) in sorted(span.items())])
     _insert(con, 'group_participants', 'gjid,jid,admin,pending,sent_sender_key',
             [(c.jid, people[m].jid, 0, 0, 0) for c in chats if c.is_group for m in c.members] + [(c.jid, '', 1, 0, 0) for c in chats if c.is_group])
     _insert(con, 'props', 'key,value', [('user_push_name', truth.owner)])
@@ -752,246 +744,6 @@ def write_wa_db(truth:Truth, path) -> Path:
     return Path(path)
 
 # %% ../nbs/00a_synth.ipynb #712010f8
-_EN = dict(name='WhatsApp Chat with {}', omitted='<Media omitted>', attached='{} (file attached)', deleted='This message was deleted',
-           deleted_me='You deleted this message', edited=' <This message was edited>',
-           e2e='Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them. Tap to learn more.',
-           created=('{a} created group "{s}"', 'You created group "{s}"'), added=('{a} added {b}', 'You added {b}'), added_me='{a} added you',
-           left=('{a} left', 'You left'), subject=('{a} changed the subject from "{o}" to "{s}"', 'You changed the subject from "{o}" to "{s}"'),
-           icon=("{a} changed this group's icon", "You changed this group's icon"))
-TXT_STRINGS = {
- ('android', 'en'): _EN,
- ('android', 'it'): dict(name='Chat WhatsApp con {}', omitted='<Media omessi>', attached='{} (file allegato)', deleted='Questo messaggio è stato eliminato',
-      deleted_me='Hai eliminato questo messaggio', edited=' <Questo messaggio è stato modificato>',
-      e2e='I messaggi e le chiamate sono crittografati end-to-end. Nessuno al di fuori di questa chat, nemmeno WhatsApp, può leggerli o ascoltarli. Tocca per saperne di più.',
-      created=('{a} ha creato il gruppo "{s}"', 'Hai creato il gruppo "{s}"'), added=('{a} ha aggiunto {b}', 'Hai aggiunto {b}'), added_me='{a} ti ha aggiunto',
-      left=('{a} è uscito', 'Sei uscito'), subject=('{a} ha cambiato l\'oggetto da "{o}" a "{s}"', 'Hai cambiato l\'oggetto da "{o}" a "{s}"'),
-      icon=("{a} ha cambiato l'immagine di questo gruppo", "Hai cambiato l'immagine di questo gruppo")),
- ('ios', 'en'): dict(_EN, name='WhatsApp Chat - {}', attached='<attached: {}>', deleted='This message was deleted.', deleted_me='You deleted this message.',
-      edited=' \u200e<This message was edited>', e2e='Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them.',
-      omitted={'image': 'image omitted', 'video': 'video omitted', 'audio': 'audio omitted', 'sticker': 'sticker omitted', 'gif': 'GIF omitted',
-               'document': '{} • 1 page document omitted'}),
-}
-_IOS_FILE = {'image': ('PHOTO', 'jpg'), 'video': ('VIDEO', 'mp4'), 'audio': ('AUDIO', 'opus'), 'sticker': ('STICKER', 'webp'), 'gif': ('GIF', 'mp4')}
-
-def txt_name(p:Person) -> str:
-    "How a .txt export names a person: the saved name, else the formatted number."
-    return p.name if p.book == 'saved' else p.phone
-
-def _chat_index(truth:Truth, chat) -> int:
-    "Index of `chat` (an index, a `Chat` or a title) in `truth.chats`."
-    if isinstance(chat, int): return chat
-    return next(i for i, c in enumerate(truth.chats) if c is chat or c.title == chat)
-
-def _txt_opts(truth, chat, platform, lang):
-    "(chat index, strings, chat title) of a .txt export; checks the options."
-    ci = _chat_index(truth, chat); c = truth.chats[ci]
-    lang = lang or (c.lang if platform == 'android' else 'en')
-    if (platform, lang) not in TXT_STRINGS: raise ValueError(f'no export strings for {platform} in {lang!r}: choose one of {list(TXT_STRINGS)}')
-    return ci, TXT_STRINGS[platform, lang], lang, c.title if c.is_group else txt_name(truth.people[c.members[0]])
-
-def _stamp(dt:datetime, ios:bool, lang:str, clock:int, date_order:str) -> str:
-    "The date and time that start a .txt line."
-    y = f'{dt.year}' if date_order == 'dmy' and lang == 'en' else f'{dt.year % 100:02d}'
-    d = f'{dt.day:02d}/{dt.month:02d}/{y}' if date_order == 'dmy' else f'{dt.month}/{dt.day}/{y}'
-    sec = f':{dt.second:02d}' if ios else ''
-    tm = f'{dt.hour:02d}:{dt.minute:02d}{sec}' if clock == 24 else f"{dt.hour % 12 or 12}:{dt.minute:02d}{sec}\u202f{'AM' if dt.hour < 12 else 'PM'}"
-    return f'[{d}, {tm}] ' if ios else f'{d}, {tm} - '
-
-# %% ../nbs/00a_synth.ipynb #1f41e0e0
-def _notice(truth, e, S, subject) -> str:
-    "The text of a system line."
-    if e.action == 'e2e': return S['e2e']
-    me = e.who == OWNER
-    a = None if me else txt_name(truth.people[e.who])
-    if e.action == 'added':
-        if e.target == OWNER: return S['added_me'].format(a=a)
-        return S['added'][me].format(a=a, b=txt_name(truth.people[e.target]))
-    return S[e.action][me].format(a=a, s=e.text, o=subject)
-
-def whatsapp_txt(truth:Truth, chat, platform:str='android', lang:str|None=None, clock:int=24, date_order:str='dmy',
-                 tz:str='Europe/Rome', attach:bool=True) -> tuple[str, str]:
-    "(file stem, text) of the 'Export chat' file of `chat`."
-    ci, S, lang, title = _txt_opts(truth, chat, platform, lang)
-    if clock not in (12, 24) or date_order not in ('dmy', 'mdy'): raise ValueError('clock is 12 or 24, date_order dmy or mdy')
-    ios, zone, c, lines, n = platform == 'ios', ZoneInfo(tz), truth.chats[ci], [], 0
-    subject = c.subject0
-    for e in c.events:
-        if e.action in WHATSAPP_SKIPS: continue
-        stamp = _stamp(datetime.fromtimestamp(e.t // 1000, zone), ios, lang, clock, date_order)
-        if e.kind == 'system':
-            text = _notice(truth, e, S, subject)
-            if e.action == 'subject': subject = e.text
-            lines.append(f'\u200e{stamp}{title}: \u200e{text}' if ios else stamp + text); continue
-        me = e.who == OWNER
-        sender = truth.owner if me else txt_name(truth.people[e.who])
-        if e.kind == 'text': body = e.text + (S['edited'] if e.edited else '')
-        elif e.kind == 'deleted': body = S['deleted_me' if me else 'deleted']
-        else:
-            n += 1
-            f = e.file
-            if ios and e.media != 'document': f = '{0}-{2}.{1}'.format(*_IOS_FILE[e.media], time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime(e.t // 1000)))
-            body = (S['attached'].format(f'{n:08d}-{f}' if ios else f) if attach else
-                    S['omitted'][e.media].format(e.file) if ios else S['omitted']) + (f'\n{e.text}' if e.text else '')
-        mark = '\u200e' if ios and e.kind != 'text' else ''
-        lines.append(f'{mark}{stamp}{sender}: {mark}{body}')
-    return S['name'].format(title), '\n'.join(lines) + '\n'
-
-def write_whatsapp_txt(truth:Truth, chat, folder, platform:str='android', lang:str|None=None, clock:int=24, date_order:str='dmy',
-                       tz:str='Europe/Rome', attach:bool=True) -> Path:
-    "Write the 'Export chat' .txt of `chat` into `folder` under WhatsApp's file name; returns its path."
-    stem, text = whatsapp_txt(truth, chat, platform, lang, clock, date_order, tz, attach)
-    path = Path(folder)/f'{stem}.txt'
-    with atomic_write(path) as f: f.write(text)
-    return path
-
-def write_whatsapp_zip(truth:Truth, chat, folder, platform:str='ios', lang:str|None=None, clock:int=24, date_order:str='dmy',
-                       tz:str='Europe/Rome', attach:bool=True) -> Path:
-    "Write the export of `chat` as the .zip the app shares (iOS: `_chat.txt` inside); returns its path."
-    stem, text = whatsapp_txt(truth, chat, platform, lang, clock, date_order, tz, attach)
-    path = Path(folder)/f'{stem}.zip'
-    when = datetime.fromtimestamp(truth.chats[_chat_index(truth, chat)].events[-1].t // 1000, ZoneInfo(tz)).timetuple()[:6]
-    with atomic_write(path, 'wb') as f, zipfile.ZipFile(f, 'w', zipfile.ZIP_DEFLATED) as z:
-        z.writestr(zipfile.ZipInfo('_chat.txt' if platform == 'ios' else f'{stem}.txt', when), text)
-    return path
-
-# %% ../nbs/00a_synth.ipynb #271fad0f
-TG_SKIPPED = '(File not included. Change data exporting settings to download.)'
-TG_ACTION = {'created': 'create_group', 'added': 'invite_members', 'left': 'remove_members', 'subject': 'edit_group_title',
-             'icon': 'edit_group_photo', 'call': 'phone_call'}
-TG_MEDIA = {'image': dict(photo='photos/photo_{n}@{d}.jpg', width=1280, height=960),
-            'video': dict(file='video_files/video_{n}@{d}.mp4', media_type='video_file', mime_type='video/mp4', duration_seconds=12),
-            'audio': dict(file='voice_messages/audio_{n}@{d}.ogg', media_type='voice_message', mime_type='audio/ogg', duration_seconds=7),
-            'document': dict(file='files/{f}', mime_type='application/pdf'),
-            'sticker': dict(file='stickers/sticker_{n}.webp', media_type='sticker', sticker_emoji='👍', width=512, height=512),
-            'gif': dict(file='video_files/animation_{n}.mp4', media_type='animation', mime_type='video/mp4', width=320, height=240)}
-TELEGRAM_SKIPS = ('e2e', 'reaction')
-
-def tg_visible(e:Event) -> bool: return e.kind != 'deleted' and e.action not in TELEGRAM_SKIPS
-
-def _tg_text(text:str, rng) -> str|list:
-    "Telegram's `text`: a string, or a list of strings and entities (a link, or a bold first word)."
-    if 'https://' in text:
-        a, url, b = re.split(r'(https://\S+)', text, maxsplit=1)
-        return [x for x in (a, {'type': 'link', 'text': url}, b) if x]
-    if ' ' in text and rng.random() < 0.06:
-        w, rest = text.split(' ', 1); return [{'type': 'bold', 'text': w}, ' ' + rest]
-    return text
-
-def telegram_chat(truth:Truth, chat, tz:str='Europe/Rome', rng=None) -> dict:
-    "The chat object of `chat` as Telegram Desktop exports it."
-    ci = _chat_index(truth, chat); c, zone = truth.chats[ci], ZoneInfo(tz)
-    rng = rng or random.Random(f'{truth.seed}:telegram:{ci}')
-    local = lambda s: datetime.fromtimestamp(s, zone).strftime('%Y-%m-%dT%H:%M:%S')
-    who = lambda k: (truth.owner, truth.owner_tg_id) if k == OWNER else (None if truth.people[k].tg_deleted else truth.people[k].name, truth.people[k].tg_id)
-    ids, msgs, n = {}, [], 0
-    for i, e in enumerate(c.events):
-        ids[i] = 100 + i  # a deleted message keeps its id: the export just lacks it
-        if not tg_visible(e): continue
-        s = e.t // 1000
-        m = dict(id=ids[i], type='service' if e.kind == 'system' else 'message', date=local(s), date_unixtime=str(s))
-        name, uid = who(e.who)
-        if e.kind == 'system':
-            m.update(actor=name, actor_id=f'user{uid}', action=TG_ACTION[e.action])
-            if e.action == 'created': m.update(title=c.subject0, members=[who(p)[0] for p in c.members[:c.n_initial]] + [truth.owner])
-            elif e.action in ('added', 'left'): m['members'] = [who(e.target if e.action == 'added' else e.who)[0]]
-            elif e.action == 'subject': m['title'] = e.text
-            elif e.action == 'icon': m.update(photo=f'chats/photo_{i}.jpg', width=640, height=640)
-            else: m.update(duration_seconds=30 + i % 600, discard_reason='hangup')
-            m.update(text='', text_entities=[]); msgs.append(m); continue
-        if e.edited: m.update(edited=local(s + 40), edited_unixtime=str(s + 40))
-        m.update({'from': name, 'from_id': f'user{uid}'})
-        if e.quote is not None: m['reply_to_message_id'] = ids[e.quote] if e.quote >= 0 else 42
-        if e.kind == 'media':
-            n += 1
-            for k, v in TG_MEDIA[e.media].items():
-                m[k] = v.format(n=n, d=time.strftime('%d-%m-%Y_%H-%M-%S', time.gmtime(s)), f=e.file) if isinstance(v, str) and '/' in v else v
-            if 'file' in m and rng.random() < 0.3: m['file'] = TG_SKIPPED
-        text = _tg_text(e.text or '', rng)
-        m.update(text=text, text_entities=[{'type': 'plain', 'text': p} if isinstance(p, str) else p for p in ([text] if isinstance(text, str) and text else [] if isinstance(text, str) else text)])
-        msgs.append(m)
-    name = c.title if c.is_group else truth.people[c.members[0]].name
-    return dict(name=name, type=c.tg_type, id=c.tg_id, messages=msgs)
-
-def write_telegram(truth:Truth, path, single_chat=None, tz:str='Europe/Rome') -> Path:
-    "Write Telegram Desktop's `result.json`: all chats, or only `single_chat` (an index, `Chat` or title)."
-    if single_chat is not None: data = telegram_chat(truth, single_chat, tz)
-    else:
-        first, _, last = truth.owner.partition(' ')
-        chats = sorted((telegram_chat(truth, k, tz) for k in range(len(truth.chats))), key=lambda c: -int(c['messages'][-1]['date_unixtime']))
-        data = {'about': 'Here is the data you requested. Remember: Telegram is ad free, it is funded by subscriptions and donations.',
-                'personal_information': dict(user_id=truth.owner_tg_id, first_name=first, last_name=last, phone_number=truth.owner_phone, username='', bio=''),
-                'contacts': {'about': 'This is your contact list.', 'list': [dict(first_name=p.name.split(' ', 1)[0], last_name=p.name.split(' ', 1)[1],
-                             phone_number=p.phone, date='2019-01-01T10:00:00', date_unixtime='1546333200') for p in truth.people if p.book == 'saved']},
-                'chats': {'about': 'This page lists all chats from this export.', 'list': chats}}
-    with atomic_write(path) as f: json.dump(data, f, ensure_ascii=False, indent=1)
-    return Path(path)
-
-# %% ../nbs/00a_synth.ipynb #05043372
-FB_MEDIA = {'image': 'photos', 'video': 'videos', 'audio': 'audio_files', 'document': 'files', 'gif': 'gifs'}
-MESSENGER_SKIPS = ('e2e', 'created')
-
-def fb_visible(e:Event) -> bool: return e.action not in MESSENGER_SKIPS
-
-def _mojibake(o):
-    "`o` with every string's UTF-8 bytes read as Latin-1, as Facebook writes them."
-    if isinstance(o, str): return o.encode('utf-8').decode('latin-1')
-    if isinstance(o, list): return [_mojibake(v) for v in o]
-    if isinstance(o, dict): return {k: _mojibake(v) for k, v in o.items()}
-    return o
-
-def _fb_notice(truth, e) -> tuple[str, str, dict]:
-    "(content, type, extra fields) of a notice in Messenger."
-    a = 'You' if e.who == OWNER else truth.people[e.who].name
-    if e.action == 'added':
-        b = truth.owner if e.target == OWNER else truth.people[e.target].name
-        return f'{a} added {b} to the group.', 'Subscribe', {'users': [{'name': b}]}
-    if e.action == 'left': return f'{a} left the group.', 'Unsubscribe', {'users': [{'name': a}]}
-    if e.action == 'subject': return f'{a} named the group {e.text}.', 'Generic', {}
-    if e.action == 'icon': return f'{a} changed the group photo.', 'Generic', {}
-    if e.action == 'call': return f'{a} started a call.', 'Call', {'call_duration': 95}
-    return f'Reacted {e.text} to your message', 'Generic', {}
-
-def messenger_thread(truth:Truth, chat) -> dict:
-    "The whole thread of `chat` as one Messenger document (messages newest first, strings not yet mojibake)."
-    ci = _chat_index(truth, chat); c = truth.chats[ci]
-    rng = random.Random(f'{truth.seed}:messenger:{ci}')
-    slug = re.sub(r'[^a-z0-9]', '', unicodedata.normalize('NFKD', c.title).encode('ascii', 'ignore').decode().lower()) or 'thread'
-    path = f'inbox/{slug}_{c.fb_id}'
-    names = [truth.owner if k == OWNER else truth.people[k].name for k in (OWNER, *c.members)]
-    msgs = []
-    for i, e in enumerate(c.events):
-        if not fb_visible(e): continue
-        name = names[0] if e.who == OWNER else truth.people[e.who].name
-        m = dict(sender_name=name, timestamp_ms=e.t)
-        if e.kind == 'system':
-            content, typ, extra = _fb_notice(truth, e); m.update(content=content, type=typ, **extra)
-        elif e.kind == 'deleted': m.update(content=f"{'You' if e.who == OWNER else name} unsent a message.", type='Generic', is_unsent=True)
-        else:
-            if e.text: m['content'] = e.text
-            m['type'] = 'Generic'
-            if e.kind == 'media':
-                uri = f'messages/{path}/{FB_MEDIA.get(e.media, "stickers")}/{e.file}'
-                if e.media == 'sticker': m['sticker'] = {'uri': 'messages/stickers_used/' + e.file}
-                else: m[FB_MEDIA[e.media]] = [{'uri': uri, 'creation_timestamp': e.t // 1000}]
-            elif 'https://' in e.text: m.update(type='Share', share={'link': re.search(r'https://\S+', e.text)[0]})
-            if rng.random() < 0.06: m['reactions'] = [{'reaction': rng.choice(('😂', '❤', '👍', '😮')), 'actor': rng.choice(names)}]
-        m.setdefault('is_unsent', False); m['is_geoblocked_for_viewer'] = False
-        msgs.append(m)
-    people = names[:1] + [truth.people[k].name for k in c.members if not any(e.action == 'left' and e.who == k for e in c.events)]
-    return dict(participants=[{'name': n} for n in people], messages=msgs[::-1], title=c.title if c.is_group else names[1],
-                is_still_participant=True, thread_type='RegularGroup' if c.is_group else 'Regular', thread_path=path, magic_words=[])
-
-def write_messenger(truth:Truth, chat, folder, per_file:int=10000) -> list[Path]:
-    "Write the thread of `chat` under `folder`/inbox/<slug>_<id>/ as message_1.json, message_2.json, ...; returns their paths."
-    doc = messenger_thread(truth, chat)
-    msgs, out = doc['messages'], []
-    for k in range(0, max(1, len(msgs)), per_file):
-        p = Path(folder)/doc['thread_path']/f'message_{k // per_file + 1}.json'
-        with atomic_write(p) as f: json.dump(_mojibake(dict(doc, messages=msgs[k:k + per_file])), f, indent=2)
-        out.append(p)
-    return out
-
-# %% ../nbs/00a_synth.ipynb #de8f3650
 def _numbered(msgs:list) -> list:
     "Order and renumber messages exactly as `parse_inputs` does."
     first = {}
@@ -1003,58 +755,48 @@ def _numbered(msgs:list) -> list:
     for m in msgs: m.id, m.reply_to = new[m.id], new.get(m.reply_to)
     return msgs
 
+def _chat_index(truth:Truth, chat) -> int:
+    "Index of `chat` (an index, a `Chat` or a title) in `truth.chats`."
+    if isinstance(chat, int): return chat
+    return next(i for i, c in enumerate(truth.chats) if c is chat or c.title == chat)
+
+@dataclass
+class ChatView:
+    "How one format's reader sees one chat: what `expected` needs to predict the messages it returns."
+    chat_id: str             # the reader's `chat_id`
+    chat: str                # the reader's chat name
+    visible: Callable        # Event -> the event is in the file
+    name: Callable           # person index or OWNER -> the sender's name
+    notice: Callable         # system Event -> its text
+    by_who: bool = True      # `from_me` is who wrote it (False: the sender's name equals the owner's)
+    quotes: bool = True      # quotes survive
+    edits: bool = True       # edit marks survive
+    stamp: Callable = lambda e: iso_utc(e.t // 1000)  # Event -> the timestamp read back
+
 def wa_name(p:Person, contacts:bool=True) -> str:
     "How a msgstore reader names a person: wa.db's display_name or wa_name, else '+' and the number."
     if contacts and p.book != 'none': return p.name if p.book == 'saved' else p.push
     return '+' + p.digits
 
-def _local_to_utc(zone, dt:datetime, prev:float) -> float:
-    "Epoch seconds of a local time read back from a .txt, the later of an ambiguous pair when the earlier goes backwards."
-    ts = dt.replace(tzinfo=zone).timestamp()
-    if ts < prev and (later := dt.replace(tzinfo=zone, fold=1).timestamp()) >= prev: ts = later
-    return ts
+def _msgstore_view(truth:Truth, ci:int, me, contacts:bool, schema:str) -> ChatView:
+    "How a msgstore reader sees chat `ci` (the modern or legacy database, with or without wa.db)."
+    c, people = truth.chats[ci], truth.people
+    return ChatView(c.jid, c.title if c.is_group else wa_name(people[c.members[0]], contacts), lambda e: e.action not in WHATSAPP_SKIPS,
+                    lambda k: me or truth.owner if k == OWNER else wa_name(people[k], contacts),
+                    lambda e: e.text if e.action in ('created', 'subject') else None, edits=schema == 'modern')
 
-def _exp_chat(truth, ci, fmt, me, contacts, schema, platform, lang, tz) -> list:
-    "Expected messages of one chat in one format, keyed (chat index, event index)."
-    c, people, out = truth.chats[ci], truth.people, []
-    group = c.is_group
-    if fmt == 'msgstore':
-        chat_id, visible = c.jid, lambda e: e.action not in WHATSAPP_SKIPS
-        chat = c.title if group else wa_name(people[c.members[0]], contacts)
-        name = lambda k: me or truth.owner if k == OWNER else wa_name(people[k], contacts)
-    elif fmt == 'txt':
-        _, S, lang, chat = _txt_opts(truth, ci, platform, lang)
-        chat_id, visible = S['name'].format(chat), lambda e: e.action not in WHATSAPP_SKIPS
-        name = lambda k: truth.owner if k == OWNER else txt_name(people[k])
-        zone, prev, subject = ZoneInfo(tz), float('-inf'), c.subject0
-    elif fmt == 'telegram':
-        chat_id, visible, chat = str(c.tg_id), tg_visible, c.title if group else people[c.members[0]].name
-        name = lambda k: me or truth.owner if k == OWNER else 'Deleted Account' if people[k].tg_deleted else people[k].name
-    else:
-        doc = messenger_thread(truth, ci)
-        chat_id, visible, chat = doc['thread_path'], fb_visible, doc['title']
-        name = lambda k: truth.owner if k == OWNER else people[k].name
+def _exp_chat(truth:Truth, ci:int, v:ChatView, me) -> list:
+    "Expected messages of chat `ci` as `v` sees it, keyed (chat index, event index)."
+    c, out = truth.chats[ci], []
     for i, e in enumerate(c.events):
-        if not visible(e): continue
-        if fmt == 'txt':
-            dt = datetime.fromtimestamp(e.t // 1000, zone).replace(tzinfo=None)
-            prev = _local_to_utc(zone, dt.replace(second=0) if platform == 'android' else dt, prev); ts = iso_utc(prev)
-        else: ts = iso_utc(e.t // 1000)
-        text, kind, reply = e.text, e.kind, None
-        if kind == 'system':
-            sender, from_me = None, False
-            if fmt == 'txt':
-                text = _notice(truth, e, S, subject)
-                if e.action == 'subject': subject = e.text
-            elif fmt == 'telegram': text = TG_ACTION[e.action] + (f': {e.text}' if e.action == 'subject' else f': {c.subject0}' if e.action == 'created' else '')
-            elif fmt == 'messenger': text = _fb_notice(truth, e)[0]
-            elif e.action not in ('created', 'subject'): text = None
+        if not v.visible(e): continue
+        ts, text, kind, reply = v.stamp(e), e.text, e.kind, None
+        if kind == 'system': sender, from_me, text = None, False, v.notice(e)
         else:
-            sender = name(e.who)
-            from_me = e.who == OWNER if fmt in ('msgstore', 'telegram') else sender == (me or truth.owner)
-            if fmt in ('msgstore', 'telegram') and e.quote is not None and e.quote >= 0: reply = (ci, e.quote)
-        edited = e.edited and kind == 'text' and (fmt in ('txt', 'telegram') or fmt == 'msgstore' and schema == 'modern')
-        out.append(Message(chat_id, chat, group, (ci, i), ts, sender, from_me, kind, text, edited, reply))
+            sender = v.name(e.who)
+            from_me = e.who == OWNER if v.by_who else sender == (me or truth.owner)
+            if v.quotes and e.quote is not None and e.quote >= 0: reply = (ci, e.quote)
+        out.append(Message(v.chat_id, v.chat, c.is_group, (ci, i), ts, sender, from_me, kind, text, e.edited and kind == 'text' and v.edits, reply))
     return out
 
 def expected(truth:Truth, fmt:str, chat=None, me:str|None=None, contacts:bool=True, schema:str='modern', platform:str='android',
@@ -1068,14 +810,19 @@ def expected(truth:Truth, fmt:str, chat=None, me:str|None=None, contacts:bool=Tr
     if fmt in ('txt', 'messenger') and chat is not None: cis = [_chat_index(truth, x) for x in (chat if isinstance(chat, (list, tuple)) else [chat])]
     elif fmt == 'telegram' and single_chat is not None: cis = [_chat_index(truth, single_chat)]
     else: cis = range(len(truth.chats))
-    return _numbered([m for ci in cis for m in _exp_chat(truth, ci, fmt, me, contacts, schema, platform, lang, tz)])
+    if fmt == 'msgstore': view = lambda ci: _msgstore_view(truth, ci, me, contacts, schema)
+    else:
+        from chatmimic.synth_exports import chat_view  # imported here: that module builds on this one
+        view = lambda ci: chat_view(truth, ci, fmt, me, platform, lang, tz)
+    return _numbered([m for ci in cis for m in _exp_chat(truth, ci, view(ci), me)])
 
-# %% ../nbs/00a_synth.ipynb #5c9c30f4
+# %% ../nbs/00a_synth.ipynb #271fad0f
 SYNTH_FORMATS = ('msgstore', 'legacy', 'txt', 'telegram', 'messenger')
 TXT_OPTIONS = dict(platform='android', clock=24, date_order='dmy', tz='Europe/Rome')  # the .txt files synth_export writes
 
 def synth_export(out_dir, n_messages:int=400, seed:int=0, owner:str='Paolo Neri', formats=('msgstore',), truth:Truth|None=None) -> dict:
     "Write a synthetic export of `n_messages` in `formats` into `out_dir`; returns {format: [paths]}."
+    from chatmimic.synth_exports import write_whatsapp_txt, write_telegram, write_messenger  # imported here: that module builds on this one
     bad = [f for f in formats if f not in SYNTH_FORMATS]
     if bad: raise UserError(f"unknown format {bad[0]!r}; choose from {', '.join(SYNTH_FORMATS)} or all.")
     truth = truth or make_truth(n_messages, seed, owner)
@@ -1088,7 +835,7 @@ def synth_export(out_dir, n_messages:int=400, seed:int=0, owner:str='Paolo Neri'
         else: paths[f] = [p for k in range(len(truth.chats)) for p in write_messenger(truth, k, out/'messenger', max(100, n_messages // 10))]
     return paths
 
-# %% ../nbs/00a_synth.ipynb #dba3054c
+# %% ../nbs/00a_synth.ipynb #de95a702
 def add_synth_args(p:argparse.ArgumentParser):
     "The arguments of `chatmimic synth`."
     p.add_argument('out_dir', help='folder to write the synthetic export into')

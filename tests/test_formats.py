@@ -4,7 +4,7 @@ from collections import Counter
 from pathlib import Path
 import pytest
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl, FIELDS
-from chatmimic import synth
+from chatmimic import synth, synth_exports
 from conftest import run_chatmimic
 
 OWNER = 'Paolo Neri'
@@ -39,23 +39,23 @@ def test_msgstore(tmp_path, truth, schema, contacts):
                                   dict(platform='ios', lang='en', clock=12, date_order='mdy')])
 def test_whatsapp_txt(tmp_path, truth, opts):
     tz = 'America/New_York' if opts['date_order'] == 'mdy' else 'Europe/Rome'
-    paths = [synth.write_whatsapp_txt(truth, k, tmp_path, tz=tz, **opts) for k in range(len(truth.chats))]
+    paths = [synth_exports.write_whatsapp_txt(truth, k, tmp_path, tz=tz, **opts) for k in range(len(truth.chats))]
     got = parse_inputs(paths, ParseOptions(me=OWNER, tz=tz))  # date order inferred from each file
     check(got, synth.expected(truth, 'txt', me=OWNER, tz=tz, **opts))
 
 def test_whatsapp_ios_zip(tmp_path, truth):
-    paths = [synth.write_whatsapp_zip(truth, k, tmp_path, tz='Europe/Rome') for k in range(len(truth.chats))]
+    paths = [synth_exports.write_whatsapp_zip(truth, k, tmp_path, tz='Europe/Rome') for k in range(len(truth.chats))]
     got = parse_inputs(paths, ParseOptions(me=OWNER, tz='Europe/Rome'))
     check(got, synth.expected(truth, 'txt', me=OWNER, platform='ios', tz='Europe/Rome'))
 
 def test_telegram_full_and_single(tmp_path, truth):
-    p = synth.write_telegram(truth, tmp_path/'result.json')
+    p = synth_exports.write_telegram(truth, tmp_path/'result.json')
     check(parse_inputs([p], ParseOptions()), synth.expected(truth, 'telegram'))
-    one = synth.write_telegram(truth, tmp_path/'one'/'result.json', single_chat=1)
+    one = synth_exports.write_telegram(truth, tmp_path/'one'/'result.json', single_chat=1)
     check(parse_inputs([one], ParseOptions(me=OWNER)), synth.expected(truth, 'telegram', me=OWNER, single_chat=1))
 
 def test_messenger_split_threads(tmp_path, truth):
-    paths = [p for k in range(len(truth.chats)) for p in synth.write_messenger(truth, k, tmp_path, per_file=40)]
+    paths = [p for k in range(len(truth.chats)) for p in synth_exports.write_messenger(truth, k, tmp_path, per_file=40)]
     assert any(p.name == 'message_3.json' for p in paths)  # long threads really are split
     check(parse_inputs([tmp_path], ParseOptions(me=OWNER)), synth.expected(truth, 'messenger', me=OWNER))
 
