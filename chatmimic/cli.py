@@ -14,6 +14,7 @@ __all__ = ['COMMANDS', 'build_parser', 'main']
 COMMANDS = {  # name: (module, add-arguments function, main function, help)
     'synth': ('chatmimic.synth', 'add_synth_args', 'synth_main', 'write a synthetic chat export (WhatsApp databases and the other formats)'),
     'parse': ('chatmimic.parse', 'add_parse_args', 'parse_main', 'read chat exports into one JSON Lines message stream'),
+    'prepare': ('chatmimic.prepare', 'add_prepare_args', 'prepare_main', 'build training examples: prompts, loss masks, a split without leakage'),
 }
 
 def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:
