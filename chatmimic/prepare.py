@@ -24,8 +24,8 @@ from .pseudonymize import pseudonymize
 __all__ = ['TEMPLATES', 'WORDS', 'SCHEMA', 'MEDIA', 'SEG_TRAINED', 'FILTERS', 'SPLITS', 'PrepareConfig', 'messages_table',
            'read_messages', 'Template', 'make_template', 'line_text', 'render_example', 'Stream', 'message_stream',
            'encode_texts', 'ranges', 'gather', 'Pieces', 'Layout', 'layout_messages', 'Examples', 'find_examples',
-           'covered', 'leaks', 'split_examples', 'assemble', 'histogram', 'progress_bars', 'prepare', 'prefix_mask',
-           'collate', 'check_out', 'save_prepared', 'add_prepare_args', 'prepare_main']
+           'covered', 'leaks', 'split_examples', 'assemble', 'histogram', 'progress_bars', 'prepare', 'check_labels',
+           'prefix_mask', 'collate', 'check_out', 'save_prepared', 'add_prepare_args', 'prepare_main']
 
 # %% ../nbs/01_prepare.ipynb #258e3f95
 TEMPLATES = ('paper', 'chatml', 'model')
@@ -467,6 +467,24 @@ def prepare(msgs, tok, cfg:PrepareConfig, path='messages', tmp=None) -> tuple[da
                  tokenizer=tok.name_or_path, config=asdict(cfg),
                  seconds=dict(messages=round(t1 - t0, 2), tokenize=round(t2 - t1, 2), examples=round(time.perf_counter() - t2, 2)))
     return dsd, stats
+
+# %% ../nbs/01_prepare.ipynb #2bd97ee4
+def check_labels(dsd, msgs, tok, cfg, stats) -> int:
+    "Assert for every example: trained span == response + terminator, prompt == the rendered prompt; returns the count."
+    by_id, tpl, n = {m.id: m for m in msgs}, Template(**stats['template']), 0
+    for ds in dsd.values():
+        for row in ds:
+            ids, lab, P = row['input_ids'], row['labels'], row['prompt_len']
+            prompt, response = render_example([by_id[i] for i in row['message_ids']], row['response_messages'], row['chat'], tpl, cfg.me, cfg.max_gap)
+            trained = tok.decode([t for t in lab if t != -100], clean_up_tokenization_spaces=False)
+            if cfg.train_on == 'response':
+                assert all(t == -100 for t in lab[:P]) and all(t == i for t, i in zip(lab[P:], ids[P:])), row['message_ids']
+                assert trained == response + tpl.stop, (trained, response)
+            else: assert trained.endswith(response + tpl.stop), (trained, response)
+            assert tok.decode(ids[:P], clean_up_tokenization_spaces=False) == prompt, row['message_ids']
+            assert lab[-1] == stats['stop_token_id'] and len(ids) == row['length'] <= cfg.block_size, row['message_ids']
+            n += 1
+    return n
 
 # %% ../nbs/01_prepare.ipynb #187c5d77
 def prefix_mask(prompt_len, length, T:int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import datasets
 from conftest import run_chatmimic, assert_user_error
 from chatmimic.parse import Message, ParseOptions, parse_inputs, write_jsonl
 from chatmimic.models import train_demo_tokenizer, load_tokenizer
-from chatmimic.prepare import PrepareConfig, Template, prepare, render_example, prefix_mask, collate
+from chatmimic.prepare import PrepareConfig, Template, prepare, render_example, prefix_mask, collate, check_labels
 
 OWNER = 'Paolo Neri'
 
@@ -21,22 +21,6 @@ def export(tmp_path_factory):
     train_demo_tokenizer([m.text for m in msgs if m.text], 2000, d/'tok')
     return d, msgs
 
-def check_every_example(dsd, msgs, tok, cfg, stats):
-    "Every example: trained span == response + terminator, prompt == the rendered prompt, -100 before prompt_len."
-    by_id, tpl, n = {m.id: m for m in msgs}, Template(**stats['template']), 0
-    stop = tok.convert_tokens_to_ids(tpl.stop)
-    for ds in dsd.values():
-        for row in ds:
-            ids, lab, P = row['input_ids'], row['labels'], row['prompt_len']
-            prompt, response = render_example([by_id[i] for i in row['message_ids']], row['response_messages'], row['chat'],
-                                              tpl, cfg.me, cfg.max_gap)
-            assert all(t == -100 for t in lab[:P]) and all(t == i for t, i in zip(lab[P:], ids[P:]))
-            assert tok.decode([t for t in lab if t != -100], clean_up_tokenization_spaces=False) == response + tpl.stop
-            assert tok.decode(ids[:P], clean_up_tokenization_spaces=False) == prompt
-            assert lab[-1] == stop and len(ids) == row['length'] <= cfg.block_size
-            n += 1
-    return n
-
 @pytest.mark.parametrize('template', ['paper', 'chatml'])
 def test_labels_gpt2_style(export, template):
     d, msgs = export
@@ -44,11 +28,25 @@ def test_labels_gpt2_style(export, template):
     assert tok.pad_token_id == tok.eos_token_id  # GPT-2's situation: padding is the terminator
     cfg = PrepareConfig(me=OWNER, block_size=256, template=template, pseudonymize='off')
     dsd, stats = prepare(msgs, tok, cfg)
-    assert check_every_example(dsd, msgs, tok, cfg, stats) == stats['examples'] - stats['leak']['dropped_validation'] - stats['leak']['dropped_test'] > 100
+    assert check_labels(dsd, msgs, tok, cfg, stats) == stats['examples'] - stats['leak']['dropped_validation'] - stats['leak']['dropped_test'] > 100
     b = collate([dsd['train'][i] for i in range(4)], tok.pad_token_id)
     for i in range(4):  # padding is -100, the real terminator keeps its label
         n = int(b['attention_mask'][i].sum())
         assert b['labels'][i, n - 1] == stats['stop_token_id'] and (b['labels'][i, n:] == -100).all()
+
+def test_label_check_catches_a_wrong_label(export):
+    "The label check fails when one response token loses its label or the terminator is not trained."
+    import datasets
+    d, msgs = export
+    tok = load_tokenizer(str(d/'tok'))
+    cfg = PrepareConfig(me=OWNER, block_size=256, pseudonymize='off')
+    dsd, stats = prepare(msgs, tok, cfg)
+    for where in (lambda lab, P: P, lambda lab, P: len(lab) - 1):  # first response token; the terminator
+        rows = dsd['test'].to_list()
+        lab, P = rows[0]['labels'], rows[0]['prompt_len']
+        lab[where(lab, P)] = -100
+        bad = datasets.DatasetDict(test=datasets.Dataset.from_list(rows, features=dsd['test'].features))
+        with pytest.raises(AssertionError): check_labels(bad, msgs, tok, cfg, stats)
 
 @pytest.mark.parametrize('template', ['model', 'paper'])
 def test_labels_gemma(export, template):
@@ -58,7 +56,7 @@ def test_labels_gemma(export, template):
     cfg = PrepareConfig(me=OWNER, block_size=256, template=template, pseudonymize='off')
     dsd, stats = prepare(msgs, tok, cfg)
     assert stats['template']['stop'] == ('<end_of_turn>' if template == 'model' else '<eos>')
-    assert check_every_example(dsd, msgs, tok, cfg, stats) > 100
+    assert check_labels(dsd, msgs, tok, cfg, stats) > 100
     assert all(r[0] == tok.bos_token_id for r in dsd['train']['input_ids'])
 
 def test_train_on_all(export):
