@@ -4,9 +4,8 @@
 
 # %% ../nbs/00_parse.ipynb #d3aa7fde
 from __future__ import annotations
-import argparse, importlib, json, os, sqlite3, sys, time, unicodedata, zipfile
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field, fields, asdict
+import argparse, importlib, json, sqlite3, sys, time, unicodedata
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -85,7 +84,7 @@ def load_json(path):
             raise user_error(path, 'the JSON ends before it is complete (truncated file)', 'copy or export it again')
         raise user_error(path, f'is not valid JSON ({e})', 'pass the file the app exported, unchanged')
 
-def json_format(data, path=None) -> str|None:
+def json_format(data) -> str|None:
     "Which known export a loaded JSON document is, or None."
     if isinstance(data, dict):
         if any(isinstance(data.get(k), dict) and 'list' in data[k] for k in ('chats', 'left_chats')): return 'telegram'
@@ -118,7 +117,7 @@ def sniff(path) -> tuple[str, object]:
     stripped = head.lstrip(b'\xef\xbb\xbf \t\r\n')
     if name.endswith('.json') or stripped[:1] in (b'{', b'['):
         data = load_json(path)
-        fmt = json_format(data, path)
+        fmt = json_format(data)
         if fmt is None: raise user_error(path, 'is JSON but not a known chat export (WhatsApp-Chat-Exporter, Telegram or Messenger)',
                                           'pass the file the app exported, unchanged')
         return fmt, data
