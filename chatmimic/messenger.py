@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .core import user_error
-from .parse import Message, ParseOptions, iso_utc, load_json
+from .parse import Message, ParseOptions, iso_utc, load_json, require_me, require_sender
 
 # %% auto #0
 __all__ = ['CONTENT_RULES', 'SYSTEM_TYPES', 'MEDIA_FIELDS', 'fix_mojibake', 'fix_strings', 'notice_kind', 'fb_kind',
@@ -104,17 +104,15 @@ def read_messenger(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     "Every message of the Messenger / Instagram thread that `path` (one message_N.json) belongs to, oldest first."
     path = Path(path)
     docs = [fb_load(p, data if p.name == path.name else None) for p in thread_files(path)]
-    if not opts.me: raise user_error(path, 'the owner is not named', 'pass --me NAME as it appears in sender_name')
+    me = require_me(path, opts, where='sender_name')
     msgs = [m for d in docs for m in d['messages']][::-1]  # files and messages are newest first
     msgs.sort(key=lambda m: m['timestamp_ms'])             # stable: equal times keep the true order
     head = docs[0]
     names = [p['name'] for p in head.get('participants') or [] if isinstance(p, dict) and p.get('name')]
-    if opts.me not in {*names, *(m.get('sender_name') for m in msgs)}:
-        raise user_error(path, 'the name given with --me is not among the participants or senders of this thread',
-                         'pass --me NAME exactly as it appears in sender_name')
+    require_sender(path, me, [*names, *(m.get('sender_name') for m in msgs)], 'participants or senders of this thread', 'sender_name')
     cid = head.get('thread_path') or f'{path.parent.parent.name}/{path.parent.name}'
     chat, group = head.get('title') or path.parent.name, head.get('thread_type') == 'RegularGroup' or len(names) > 2
     for i, m in enumerate(msgs):
         kind, text = fb_kind(m)
         sender = m.get('sender_name') or 'Facebook User'
-        yield Message(cid, chat, group, i, iso_utc(m['timestamp_ms'] / 1000), sender, sender == opts.me, kind, text)
+        yield Message(cid, chat, group, i, iso_utc(m['timestamp_ms'] / 1000), sender, sender == me, kind, text)

@@ -12,9 +12,10 @@ from typing import Iterable, Iterator
 from .core import UserError, user_error, atomic_write, run_cli
 
 # %% auto #0
-__all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'Message', 'iso_utc', 'ParseOptions', 'get_reader',
-           'load_json', 'json_format', 'sniff', 'sqlite_tables', 'expand_inputs', 'read_inputs', 'parse_inputs',
-           'write_jsonl', 'read_jsonl', 'chat_summary', 'display_width', 'format_table', 'add_parse_args', 'parse_main']
+__all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'Message', 'iso_utc', 'ParseOptions', 'require_me',
+           'require_sender', 'get_reader', 'load_json', 'json_format', 'sniff', 'ro_connect', 'db_tables',
+           'sqlite_tables', 'expand_inputs', 'read_inputs', 'parse_inputs', 'write_jsonl', 'read_jsonl', 'chat_summary',
+           'display_width', 'format_table', 'add_parse_args', 'parse_main']
 
 # %% ../nbs/00_parse.ipynb #e4e50157
 KINDS = ('text', 'media', 'system', 'deleted')
@@ -57,6 +58,17 @@ class ParseOptions:
     progress: bool = False       # show a progress bar on large inputs
 
 # %% ../nbs/00_parse.ipynb #89c61b8b
+def require_me(path, opts:ParseOptions, why:str='', where:str='') -> str:
+    "The owner's name from `--me`, or the one-sentence error for `path` (`why` it is needed, `where` the name appears)."
+    if opts.me: return opts.me
+    raise user_error(path, 'the owner is not named' + (f' ({why})' if why else ''), 'pass --me NAME' + (f' as it appears in {where}' if where else ''))
+
+def require_sender(path, me:str, names, among:str, where:str):
+    "Raise the one-sentence error when `me` is not among `names` (other people's names are never printed)."
+    if me not in set(names):
+        raise user_error(path, f'the name given with --me is not among the {among}', f'pass --me NAME exactly as it appears in {where}')
+
+# %% ../nbs/00_parse.ipynb #b12be894
 READERS = {
     'msgstore':      'chatmimic.whatsapp_db:read_msgstore',       # Android msgstore.db, modern or legacy schema
     'whatsapp-json': 'chatmimic.whatsapp_db:read_whatsapp_json',  # WhatsApp-Chat-Exporter JSON (the study's A.2)
@@ -72,7 +84,7 @@ def get_reader(fmt:str):
 
 SQLITE_MAGIC = b'SQLite format 3\x00'
 
-# %% ../nbs/00_parse.ipynb #6f1a6265
+# %% ../nbs/00_parse.ipynb #daad91a6
 def load_json(path):
     "Load a JSON export, or raise a `UserError` that says what is wrong with it."
     try: raw = Path(path).read_bytes()
@@ -96,7 +108,7 @@ def json_format(data) -> str|None:
             return 'whatsapp-json'
     return None
 
-# %% ../nbs/00_parse.ipynb #b12be894
+# %% ../nbs/00_parse.ipynb #bd207918
 def sniff(path) -> tuple[str, object]:
     "Detect the format of one export file: (format, loaded JSON or None)."
     path = Path(path)
@@ -125,16 +137,24 @@ def sniff(path) -> tuple[str, object]:
         raise user_error(path, 'is not an SQLite database (truncated, corrupt or encrypted)', 'copy msgstore.db from the phone again')
     return 'whatsapp-txt', None
 
+def ro_connect(path) -> sqlite3.Connection:
+    "Open an SQLite file read-only (its path escaped as a URI: a folder may be called `chats #1`)."
+    return sqlite3.connect(Path(path).resolve().as_uri() + '?mode=ro', uri=True)
+
+def db_tables(con) -> set[str]:
+    "Tables and views of a database."
+    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+
 def sqlite_tables(path) -> set[str]:
     "Table names of an SQLite file, opened read-only; a corrupt file is a `UserError`."
     try:
-        con = sqlite3.connect(f'file:{Path(path).resolve()}?mode=ro', uri=True)
-        try: return {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+        con = ro_connect(path)
+        try: return db_tables(con)
         finally: con.close()
     except sqlite3.DatabaseError as e:
         raise user_error(path, f'is a damaged SQLite database ({e})', 'copy msgstore.db from the phone again')
 
-# %% ../nbs/00_parse.ipynb #eec22739
+# %% ../nbs/00_parse.ipynb #e0bf59bb
 EXPORT_NAMES = ('msgstore.db', 'result.json')
 
 def expand_inputs(paths) -> list[Path]:
@@ -153,7 +173,7 @@ def expand_inputs(paths) -> list[Path]:
         out += found
     return out
 
-# %% ../nbs/00_parse.ipynb #3d203a6d
+# %% ../nbs/00_parse.ipynb #65a661e7
 def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, Message]]:
     "Every message of every input, tagged with the index of the file it came from."
     opts = opts or ParseOptions()
@@ -185,7 +205,7 @@ def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[
         m.id, m.reply_to = n, None if m.reply_to is None else new[src[id(m)]].get(m.reply_to)
     return msgs
 
-# %% ../nbs/00_parse.ipynb #e0bf59bb
+# %% ../nbs/00_parse.ipynb #3a750dab
 def write_jsonl(msgs:Iterable[Message], out) -> int:
     "Write `msgs` as JSON Lines to `out` (atomic, mode 0600); returns the count."
     enc, n = json.JSONEncoder(ensure_ascii=False).encode, 0  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
@@ -201,7 +221,7 @@ def read_jsonl(path) -> list[Message]:
     "Read a file written by `write_jsonl` back into messages."
     with open(path, encoding='utf-8') as f: return [Message(**json.loads(l)) for l in f if l.strip()]
 
-# %% ../nbs/00_parse.ipynb #65a661e7
+# %% ../nbs/00_parse.ipynb #8143f441
 def chat_summary(msgs:Iterable[Message]) -> list[dict]:
     "One row per chat: messages by kind, the owner's share, first and last day."
     rows = {}
@@ -229,7 +249,7 @@ def format_table(rows:list[dict], cols=None) -> str:
     fmt = lambda row: '  '.join(pad(v, i) for i, v in enumerate(row)).rstrip()
     return '\n'.join([fmt(cells[0]), '  '.join('-'*x for x in w)] + [fmt(r) for r in cells[1:]])
 
-# %% ../nbs/00_parse.ipynb #ac348172
+# %% ../nbs/00_parse.ipynb #53e64f68
 def add_parse_args(p:argparse.ArgumentParser):
     "The arguments of `chatmimic parse`."
     p.add_argument('inputs', nargs='+', help='export files or folders: msgstore.db, .txt/.zip, result.json, message_1.json, ...')

@@ -11,7 +11,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from .core import user_error
-from .parse import Message, ParseOptions, iso_utc, load_json
+from .parse import Message, ParseOptions, iso_utc, load_json, require_me, require_sender
 
 # %% auto #0
 __all__ = ['MEDIA_KEYS', 'ONE_TO_ONE', 'CHAT_NAMES', 'tg_text', 'tg_is_media', 'tg_service_text', 'tg_owner', 'tg_chats',
@@ -48,13 +48,9 @@ def tg_owner(data:dict, chats:list, path, opts:ParseOptions) -> tuple:
         name = opts.me or f"{info.get('first_name') or ''} {info.get('last_name') or ''}".strip()
         if not name: raise user_error(path, 'the owner has no name in personal_information', 'pass --me NAME')
         return (lambda m: m.get('from_id') == uid), name
-    if not opts.me:
-        raise user_error(path, 'the owner is not named (the export has no personal_information; one chat never has)',
-                         'pass --me NAME as it appears in "from"')
-    if not any(isinstance(m, dict) and m.get('from') == opts.me for c in chats for m in c['messages']):
-        raise user_error(path, 'the name given with --me is not among the senders of this export',
-                         'pass --me NAME exactly as it appears in "from"')
-    return (lambda m: m.get('from') == opts.me), opts.me
+    me = require_me(path, opts, 'the export has no personal_information; one chat never has', '"from"')
+    require_sender(path, me, (m.get('from') for c in chats for m in c['messages'] if isinstance(m, dict)), 'senders of this export', '"from"')
+    return (lambda m: m.get('from') == me), me
 
 # %% ../nbs/00d_telegram.ipynb #8d04939f
 ONE_TO_ONE = ('personal_chat', 'bot_chat', 'saved_messages')

@@ -16,18 +16,14 @@ from typing import Iterator
 from tqdm import tqdm
 
 from .core import user_error
-from .parse import KINDS, SQLITE_MAGIC, Message, ParseOptions, iso_utc, load_json
+from .parse import KINDS, SQLITE_MAGIC, Message, ParseOptions, iso_utc, load_json, ro_connect, db_tables, require_me
 
 # %% auto #0
-__all__ = ['MEDIA_TYPES', 'SYSTEM_TYPES', 'TIMES_OF_DAY', 'DELETED', 'MISSING', 'ro_connect', 'load_contacts', 'phone',
-           'db_tables', 'db_columns', 'msgstore_schema', 'owner_name', 'modern_queries', 'legacy_queries',
-           'sqlite_messages', 'read_sqlite', 'decrypted_copy', 'read_msgstore', 'read_whatsapp_json', 'to_paper_json']
+__all__ = ['MEDIA_TYPES', 'SYSTEM_TYPES', 'TIMES_OF_DAY', 'DELETED', 'MISSING', 'load_contacts', 'phone', 'db_columns',
+           'msgstore_schema', 'owner_name', 'modern_queries', 'legacy_queries', 'sqlite_messages', 'read_sqlite',
+           'decrypted_copy', 'read_msgstore', 'read_whatsapp_json', 'to_paper_json']
 
 # %% ../nbs/00b_whatsapp_db.ipynb #855322af
-def ro_connect(path) -> sqlite3.Connection:
-    "Open an SQLite file read-only."
-    return sqlite3.connect(Path(path).resolve().as_uri() + '?mode=ro', uri=True)
-
 def load_contacts(path) -> dict[str, str]:
     "jid -> contact name from WhatsApp's `wa.db`; {} when `path` is None."
     if path is None: return {}
@@ -46,10 +42,6 @@ def phone(jid:str) -> str:
     return '+' + user if server in ('s.whatsapp.net', 'c.us') else user
 
 # %% ../nbs/00b_whatsapp_db.ipynb #0c575490
-def db_tables(con) -> set[str]:
-    "Tables and views of a database."
-    return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-
 def db_columns(con, table:str) -> set[str]:
     "Column names of `table`."
     return {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
@@ -69,7 +61,7 @@ def owner_name(con, opts:ParseOptions, path) -> str:
     if 'props' in db_tables(con):
         r = con.execute("SELECT value FROM props WHERE key = 'user_push_name'").fetchone()
         if r and r[0]: return r[0]
-    raise user_error(path, 'the owner is not named', 'pass --me NAME')
+    return require_me(path, opts)
 
 # %% ../nbs/00b_whatsapp_db.ipynb #2adef0e2
 MEDIA_TYPES = '1,2,3,4,5,9,13,14,16,20,42,43'  # attachments, by message_type / media_wa_type
@@ -253,8 +245,7 @@ def read_whatsapp_json(path, opts:ParseOptions, data=None) -> Iterator[Message]:
             else: kind, text = 'text', re.sub(r' ?<br>', '\n', str(d))
             if kind == 'system': sender = None
             elif fm:
-                if not opts.me: raise user_error(path, 'the owner is not named', 'pass --me NAME')
-                sender = opts.me
+                sender = require_me(path, opts)
             else: sender = v.get('sender') or ('(unknown)' if group else chat)
             r = v.get('reply')
             reply = None if r is None else by_key.get(r, ids.get(str(r)))

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tqdm.auto import tqdm
 from .core import UserError, user_error
-from .parse import Message, ParseOptions, iso_utc, format_table
+from .parse import Message, ParseOptions, iso_utc, format_table, require_me
 
 # %% auto #0
 __all__ = ['PLACEHOLDERS', 'CONTENT_RE', 'SYSTEM_RE', 'EDITED_RE', 'MEANING', 'CHAT_FILE', 'LOOSE_HEADER', 'DATE_ORDERS', 'BIDI',
@@ -211,7 +211,7 @@ def local_ts(tz:ZoneInfo, dt:datetime, prev:float) -> float:
 def read_whatsapp_txt(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     "Messages of one WhatsApp 'Export chat' .txt, or of the .zip holding it."
     path = Path(path)
-    if not opts.me: raise user_error(path, 'the owner is not named', 'pass --me NAME')
+    require_me(path, opts)
     if opts.date_order not in (None, *DATE_ORDERS): raise user_error(path, f'cannot be read with date order {opts.date_order!r}', 'pass --date-order dmy, mdy or ymd')
     try: tz = ZoneInfo(opts.tz)
     except (ZoneInfoNotFoundError, ValueError): raise UserError(f'--tz {opts.tz!r} is not a time zone; use a name such as Europe/Rome or UTC.')

@@ -58,3 +58,12 @@ def test_success_exits_zero_and_prints_no_text(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     assert [r['from_me'] for r in rows] == [False, True] and rows[1]['text'] == 'Ci sono segretissimo'
+
+def test_database_in_folder_with_uri_characters(tmp_path):
+    "A real msgstore.db in a folder named with '#' and '?' is read, not taken for a database with no messages."
+    d = tmp_path/'chats #1?'
+    assert run_chatmimic('synth', d, '--messages', 200, '-q').returncode == 0
+    out = d/'out.jsonl'
+    r = run_chatmimic('parse', d/'msgstore.db', '--contacts', d/'wa.db', '--me', 'Paolo Neri', '-o', out, '-q')
+    assert r.returncode == 0, r.stderr
+    assert len(out.read_text().splitlines()) > 100
