@@ -4,12 +4,12 @@
 
 # %% ../nbs/00_core.ipynb #0e45e69a
 from __future__ import annotations
-import os, sys, tempfile, functools
+import os, shutil, sys, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRIVATE_ENV', 'private_env', 'UserError', 'user_error', 'run_cli', 'atomic_write']
+__all__ = ['PRIVATE_ENV', 'private_env', 'UserError', 'user_error', 'run_cli', 'atomic_path', 'atomic_write']
 
 # %% ../nbs/00_core.ipynb #d9411469
 PRIVATE_ENV = {
@@ -52,17 +52,31 @@ def run_cli(fn, *args, **kwargs):
 
 # %% ../nbs/00_core.ipynb #985b2bb1
 @contextmanager
-def atomic_write(path, mode:str='w', perm:int=0o600, encoding:str|None='utf-8'):
-    "Open a temporary file beside `path` with permissions `perm`; on success rename it over `path`, on error remove it."
+def atomic_path(path, perm:int=0o600, folder:bool=False):
+    "A private temporary file (or folder, mode 0700) beside `path`: renamed over `path` when the block succeeds, removed when it fails."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    if folder: tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))  # mkdtemp makes it 0700
+    else:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+        os.fchmod(fd, perm); os.close(fd); tmp = Path(tmp)
+    old = None
     try:
-        os.fchmod(fd, perm)
-        with os.fdopen(fd, mode, encoding=None if 'b' in mode else encoding) as f:
-            yield f
-            f.flush(); os.fsync(f.fileno())
+        yield tmp
+        if folder and path.is_dir():  # a folder cannot be renamed over a full one: set the old one aside first
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.old.'))
+            os.replace(path, old/'x')
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
+        shutil.rmtree(tmp, ignore_errors=True) if folder else tmp.unlink(missing_ok=True)
+        if old is not None and not path.exists(): os.replace(old/'x', path)
         raise
+    finally:
+        if old is not None: shutil.rmtree(old, ignore_errors=True)
+
+@contextmanager
+def atomic_write(path, mode:str='w', perm:int=0o600, encoding:str|None='utf-8'):
+    "Open a private temporary file beside `path`; on success it is synced and renamed over `path`, on error removed."
+    with atomic_path(path, perm) as tmp, open(tmp, mode, encoding=None if 'b' in mode else encoding) as f:
+        yield f
+        f.flush(); os.fsync(f.fileno())

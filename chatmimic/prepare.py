@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_prepare.ipynb #47f74155
 from __future__ import annotations
-import argparse, json, os, re, shutil, sys, tempfile, time
+import argparse, json, os, re, sys, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -15,7 +15,7 @@ import datasets, torch
 from datasets.fingerprint import generate_random_fingerprint
 from tokenizers import Tokenizer
 
-from .core import UserError, user_error, atomic_write, run_cli
+from .core import UserError, user_error, atomic_path, atomic_write
 from .parse import Message, KINDS, format_table
 from .models import LOCAL_TOKENIZERS, load_tokenizer, train_demo_tokenizer  # also importable from here, as before the split
 from .pseudonymize import pseudonymize
@@ -521,21 +521,11 @@ def check_out(out) -> Path:
 def save_prepared(dsd:datasets.DatasetDict, stats:dict, tok, out) -> Path:
     "Save the examples, `stats.json` and the tokenizer to the folder `out`, atomically and privately."
     out = check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.')), None
-    try:
+    with atomic_path(out, folder=True) as tmp:
         with progress_bars(stats['config'].get('progress', False)): dsd.save_to_disk(str(tmp))
         tok.save_pretrained(tmp/'tokenizer')
         with atomic_write(tmp/'stats.json') as f: json.dump(stats, f, indent=1)
         _private(tmp)
-        if out.exists(): old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.old.')); os.replace(out, old/'x')
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists(): os.replace(old/'x', out)
-        raise
-    finally:
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
     return out
 
 # %% ../nbs/01_prepare.ipynb #a684414d

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00a_synth.ipynb #911fb99f
 from __future__ import annotations
-import argparse, base64, math, os, random, re, sqlite3, tempfile, time
+import argparse, base64, math, random, re, sqlite3, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .core import UserError
+from .core import UserError, atomic_path
 from .parse import Message, iso_utc
 
 # %% auto #0
@@ -507,21 +507,14 @@ WHATSAPP_SKIPS = ('call', 'reaction')  # events WhatsApp keeps outside its messa
 
 @contextmanager
 def private_db(path):
-    "An SQLite connection to a temporary file beside `path` (mode 0600), renamed over `path` when the block succeeds."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.fchmod(fd, 0o600); os.close(fd)
-    try:
+    "An SQLite connection to a private temporary file beside `path`, renamed over `path` when the block succeeds."
+    with atomic_path(path) as tmp:
         con = sqlite3.connect(tmp, isolation_level=None)
         try:
             con.execute('PRAGMA journal_mode=OFF'); con.execute('PRAGMA synchronous=OFF'); con.execute('BEGIN')
             yield con
             con.execute('COMMIT')
         finally: con.close()
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
 
 def _stored(truth:Truth, bits, span:dict):
     "(_id, time, chat index, event, key_id, the chat's key_ids) of every event WhatsApp stores, in time order; key_ids drawn with `bits`."
