@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .core import UserError, user_error, atomic_write, run_cli
+from .core import UserError, user_error, atomic_write
 
 # %% auto #0
 __all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'Message', 'iso_utc', 'ParseOptions', 'require_me',

@@ -1,6 +1,5 @@
 "The `chatmimic parse` contract for inputs that no reader gets to: missing, empty, unknown."
 import json, stat
-from pathlib import Path
 from conftest import run_chatmimic, assert_user_error
 
 def test_help_lists_parse():

@@ -1,7 +1,6 @@
 "Every format the synthetic generator writes parses back to exactly its ground truth (issue 2's acceptance test)."
 import json
 from collections import Counter
-from pathlib import Path
 import pytest
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl, FIELDS
 from chatmimic import synth, synth_exports

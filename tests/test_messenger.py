@@ -1,6 +1,5 @@
 "`chatmimic parse` on Messenger / Instagram threads: bad ones end in one sentence, a thread is read whole and once."
 import json, stat
-from pathlib import Path
 from conftest import run_chatmimic, assert_user_error
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl
 
@@ -70,7 +69,7 @@ def test_cli_reads_the_thread(tmp_path):
 
 def test_files_and_folders_read_once(tmp_path):
     inbox = tmp_path/'messages'/'inbox'
-    a, b = thread(inbox, 'lisbona_123', n=6), thread(inbox, 'calcetto_456', n=4, split=1)
+    a = thread(inbox, 'lisbona_123', n=6); thread(inbox, 'calcetto_456', n=4, split=1)
     msgs = parse_inputs([a/'message_1.json', a/'message_2.json', inbox], ParseOptions(me=P))
     assert len(msgs) == 10 and [m.id for m in msgs] == list(range(1, 11))
     assert [m.chat_id for m in msgs] == ['inbox/calcetto_456'] * 4 + ['inbox/lisbona_123'] * 6  # same start: by id

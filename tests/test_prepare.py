@@ -6,7 +6,7 @@ import datasets
 from conftest import run_chatmimic, assert_user_error
 from chatmimic.parse import Message, ParseOptions, parse_inputs, write_jsonl
 from chatmimic.models import train_demo_tokenizer, load_tokenizer
-from chatmimic.prepare import PrepareConfig, Template, prepare, render_example, prefix_mask, collate, check_labels
+from chatmimic.prepare import PrepareConfig, prepare, prefix_mask, collate, check_labels
 
 OWNER = 'Paolo Neri'
 

@@ -1,6 +1,5 @@
 "`chatmimic parse` on Telegram Desktop exports: bad ones end in one sentence, good ones are read whole."
 import json, stat
-from pathlib import Path
 from conftest import run_chatmimic, assert_user_error
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl
 
