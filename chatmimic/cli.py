@@ -15,6 +15,13 @@ COMMANDS = {  # name: (module, add-arguments function, main function, help)
     'synth': ('chatmimic.synth', 'add_synth_args', 'synth_main', 'write a synthetic chat export (WhatsApp databases and the other formats)'),
     'parse': ('chatmimic.parse', 'add_parse_args', 'parse_main', 'read chat exports into one JSON Lines message stream'),
     'prepare': ('chatmimic.prepare', 'add_prepare_args', 'prepare_main', 'build training examples: prompts, loss masks, a split without leakage'),
+    'train-full': ('chatmimic.train_full', 'add_train_full_args', 'train_full_main', 'fully fine-tune a causal LM (the study: GPT-2) on prepared examples'),
+    'train-qlora': ('chatmimic.train_qlora', 'add_train_qlora_args', 'train_qlora_main', 'QLoRA-fine-tune a 4-bit model (the study: Gemma) on prepared examples'),
+    'compare': ('chatmimic.compare', 'add_compare_args', 'compare_main', 'evaluate trained runs and their base models on the held-out test chats'),
+    'chat': ('chatmimic.compare', 'add_chat_args', 'chat_main', 'talk to your clone in the terminal'),
+    'cost': ('chatmimic.cost', 'add_cost_args', 'cost_main', 'power, energy and cost of training runs'),
+    'run': ('chatmimic.pipeline', 'add_run_args', 'run_main', 'run the six pipeline notebooks with papermill from a config'),
+    'sweep': ('chatmimic.pipeline', 'add_sweep_args', 'sweep_main', 'run a grid or list of configs, one run folder per point'),
 }
 
 def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRIVATE_ENV', 'private_env', 'UserError', 'user_error', 'run_cli', 'atomic_path', 'atomic_write']
+__all__ = ['PRIVATE_ENV', 'STAGES', 'STAGE_NOTEBOOKS', 'private_env', 'UserError', 'user_error', 'run_cli', 'atomic_path',
+           'atomic_write', 'read_config', 'stage_params']
 
 # %% ../nbs/00_core.ipynb #d9411469
 PRIVATE_ENV = {
@@ -80,3 +81,27 @@ def atomic_write(path, mode:str='w', perm:int=0o600, encoding:str|None='utf-8'):
     with atomic_path(path, perm) as tmp, open(tmp, mode, encoding=None if 'b' in mode else encoding) as f:
         yield f
         f.flush(); os.fsync(f.fileno())
+
+# %% ../nbs/00_core.ipynb #2251b48b
+STAGES = ('parse', 'prepare', 'train_gpt2_full', 'train_gemma_qlora', 'compare', 'cost_analysis')  # pipeline order
+STAGE_NOTEBOOKS = dict(zip(STAGES, ('00_parse', '01_prepare', '02_train_gpt2_full', '03_train_gemma_qlora', '04_compare', '05_cost_analysis')))
+
+def read_config(path) -> dict:
+    "A run configuration from a YAML file; a missing or malformed file is a `UserError`."
+    import yaml
+    p = Path(path)
+    try: cfg = yaml.safe_load(p.read_text(encoding='utf-8'))
+    except OSError as e: raise user_error(p, f'cannot be read ({e.strerror or e})', 'pass an existing YAML file, e.g. configs/demo.yaml')
+    except yaml.YAMLError as e: raise user_error(p, f'is not valid YAML ({str(e).splitlines()[0]})', 'fix the file')
+    if cfg is None: cfg = {}
+    if not isinstance(cfg, dict) or not all(isinstance(k, str) for k in cfg):
+        raise user_error(p, 'is not a mapping of parameter names to values', 'write one `name: value` per line')
+    for s in STAGES:
+        if s in cfg and not isinstance(cfg[s], dict): raise user_error(p, f'its {s!r} section is not a mapping', f'write `{s}:` followed by indented `name: value` lines')
+    return cfg
+
+def stage_params(cfg, stage:str) -> dict:
+    "The parameters of `stage` in a configuration (a dict or a YAML path): the shared top-level keys, then the stage's section."
+    if stage not in STAGES: raise ValueError(f'unknown stage {stage!r}')
+    cfg = cfg if isinstance(cfg, dict) else read_config(cfg)
+    return {**{k: v for k, v in cfg.items() if k not in STAGES}, **(cfg.get(stage) or {})}
