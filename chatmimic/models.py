@@ -14,7 +14,7 @@ from .core import UserError
 
 # %% auto #0
 __all__ = ['EOT', 'GEMMA3_CHAT_TEMPLATE', 'LOCAL_TOKENIZERS', 'train_demo_tokenizer', 'cache_dir', 'gemma3_270m_path',
-           'load_tokenizer']
+           'load_tokenizer', 'get_tokenizer']
 
 # %% ../nbs/01a_models.ipynb #3df7998a
 EOT = '<|endoftext|>'
@@ -85,3 +85,11 @@ def load_tokenizer(name:str):
                         f"a model name already downloaded, or one of {', '.join(LOCAL_TOKENIZERS)}.")
     if not tok.is_fast: raise UserError(f'{name}: this tokenizer has no fast (Rust) version; pass another one.')
     return tok
+
+# %% ../nbs/01a_models.ipynb #a7c3e1f1
+def get_tokenizer(name:str, texts=None, vocab_size:int=2000):
+    "A tokenizer by name: 'demo-bpe' is trained on `texts` (a BPE of `vocab_size`), anything else is `load_tokenizer(name)`."
+    if name == 'demo-bpe':
+        if texts is None: raise UserError("the tokenizer 'demo-bpe' is trained on the messages, but no texts were given.")
+        return train_demo_tokenizer(texts, vocab_size)
+    return load_tokenizer(name)
