@@ -11,7 +11,11 @@ from pathlib import Path
 from .core import UserError, user_error, atomic_write
 
 # %% auto #0
-__all__ = ['NoSensor', 'NvmlSensor', 'RaplSensor', 'open_sensor', 'power_summary', 'PowerSampler']
+__all__ = ['STUDY_TABLE4', 'DEVICES_YAML', 'NoSensor', 'NvmlSensor', 'RaplSensor', 'open_sensor', 'power_summary', 'PowerSampler',
+           'energy_cost_eur', 'cloud_cost_eur', 'study_memory_bytes', 'read_devices', 'hardware_table',
+           'markdown_table', 'flops_per_token', 'measure_peak_flops', 'match_device', 'read_power_csv', 'run_cost',
+           'table4', 'run_table', 'what_if', 'format_what_if', 'plot_power', 'tiny_run', 'cost_report', 'add_cost_args',
+           'cost_main']
 
 # %% ../nbs/05_cost_analysis.ipynb #34ddd5c1
 class NoSensor(Exception):
@@ -208,3 +212,351 @@ class PowerSampler:
 
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
+
+# %% ../nbs/05_cost_analysis.ipynb #c8cca89b
+def energy_cost_eur(avg_power_w:float, hours:float, eur_per_kwh:float) -> float:
+    "The cost of drawing `avg_power_w` watts for `hours` hours at `eur_per_kwh`: the study's local training cost."
+    return avg_power_w * hours / 1000 * eur_per_kwh
+
+def cloud_cost_eur(hours:float, speedup:float, eur_per_h:float, billed_h:float|None=None) -> float:
+    "The cost of the same job on a card `speedup` times faster at `eur_per_h`; `billed_h` rounds the rented time up to whole blocks (1 = by the hour)."
+    h = hours / speedup
+    if billed_h: h = math.ceil(h / billed_h - 1e-9) * billed_h
+    return h * eur_per_h
+
+def study_memory_bytes(n_params:float, weight_bytes:float=2, optimizer_bytes:float=8, batch_size:int=8) -> float:
+    "§4.1's memory estimate: (weight + AdamW bytes per parameter) x batch size x parameters."
+    return (weight_bytes + optimizer_bytes) * batch_size * n_params
+
+# %% ../nbs/05_cost_analysis.ipynb #39bd993f
+def read_devices(path) -> dict:
+    "The devices-and-prices file: {'eur_per_kwh': float|None, 'devices': {key: spec}}; a bad file is a `UserError`."
+    import yaml
+    p = Path(path)
+    try: d = yaml.safe_load(p.read_text(encoding='utf-8')) or {}
+    except OSError as e: raise user_error(p, f'cannot be read ({e.strerror or e})', 'pass a devices file such as configs/devices.yaml')
+    except yaml.YAMLError as e: raise user_error(p, f'is not valid YAML ({str(e).splitlines()[0]})', 'fix the file')
+    if not isinstance(d, dict) or not isinstance(d.get('devices', {}), dict) or not all(isinstance(v, dict) for v in d.get('devices', {}).values()):
+        raise user_error(p, 'has no `devices:` mapping of names to specs', 'write `devices:` then one indented mapping per card, as in configs/devices.yaml')
+    for k, s in (d.get('devices') or {}).items():
+        for f, v in [*(s.get('peak_flops') or {}).items(), *((f, s[f]) for f in ('board_power_w', 'card_eur') if f in s)]:
+            if not isinstance(v, (int, float)):  # YAML reads 7.5e12 as text: it needs 7.5e+12
+                raise user_error(p, f'{k}.{f} is {v!r}, not a number', 'write numbers like 7.5e+12 (YAML needs the sign of the exponent)')
+    return dict(eur_per_kwh=d.get('eur_per_kwh'), devices=d.get('devices') or {})
+
+def _first(x): return x[0] if isinstance(x, (list, tuple)) else x
+def _alts(x, unit=''):
+    "One figure or alternatives as the study writes them: 40GB/80GB, 2.5/6.5 €/h (a unit after a space is written once)."
+    if x is None: return '—'
+    xs = x if isinstance(x, (list, tuple)) else [x]
+    return '/'.join(f'{v:g}' + ('' if unit.startswith(' ') else unit) for v in xs) + (unit if unit.startswith(' ') else '')
+
+def hardware_table(devices:dict, eur_per_kwh:float|None=None) -> list[list]:
+    "The study's Table 1 from a devices file: one column per card; a row of spec-sheet figures where known."
+    ds = devices['devices'] if 'devices' in devices else devices
+    price = eur_per_kwh if eur_per_kwh is not None else devices.get('eur_per_kwh')
+    rows = [['Model', *[s.get('name', k) for k, s in ds.items()]],
+            ['VRAM', *[_alts(s.get('vram_gb'), 'GB') for s in ds.values()]],
+            ['CUDA core count', *[_alts(s.get('cuda_cores')) for s in ds.values()]],
+            ['Card cost', *[_alts(s.get('card_eur'), '€') for s in ds.values()]],
+            ['Running cost', *[_alts(s.get('running_eur_per_h'), ' €/h') for s in ds.values()]],
+            ['Board power', *[_alts(s.get('board_power_w'), ' W') for s in ds.values()]]]
+    if price is not None:
+        rows.append([f'Electricity at board power ({price:g} €/kWh)',
+                     *[f"{energy_cost_eur(s['board_power_w'], 1, price):.3f} €/h" if s.get('board_power_w') else '—' for s in ds.values()]])
+    for prec in ('fp32', 'fp16', 'bf16'):
+        if any(prec in (s.get('peak_flops') or {}) for s in ds.values()):
+            rows.append([f'Peak {prec} (dense)', *[f"{s['peak_flops'][prec] / 1e12:g} TFLOP/s" if prec in (s.get('peak_flops') or {}) else '—' for s in ds.values()]])
+    return rows
+
+def markdown_table(rows:list[list]) -> str:
+    "A list of rows (the first the header) as a Markdown table; written by hand because pandas needs tabulate for it."
+    cell = lambda v: str(v).replace('|', '\\|').replace('\n', ' ')
+    head, *body = rows
+    return '\n'.join(['| ' + ' | '.join(map(cell, head)) + ' |', '|' + '---|' * len(head), *('| ' + ' | '.join(map(cell, r)) + ' |' for r in body)])
+
+# %% ../nbs/05_cost_analysis.ipynb #8843eed1
+def flops_per_token(n_params:float, trainable_params:float|None=None, kind:str='full') -> tuple[float, str]:
+    "Model FLOPs per trained token and the formula: 6N for full training, 4 N_frozen + 6 N_adapter for (Q)LoRA."
+    if kind == 'full' or not trainable_params or trainable_params >= n_params: return 6 * n_params, '6N'
+    return 4 * (n_params - trainable_params) + 6 * trainable_params, '4 N_frozen + 6 N_adapter'
+
+def measure_peak_flops(device:str='cpu', dtype:str='fp32', n:int=1024, seconds:float=0.3) -> float:
+    "This machine's matmul peak: the best n x n matmul rate (2n³ FLOP each) over `seconds` s on `device`."
+    import torch
+    dt = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}[dtype]
+    a, b = torch.randn(n, n, device=device, dtype=dt), torch.randn(n, n, device=device, dtype=dt)
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+    a @ b; sync()  # warm-up
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end or best == 0.0:
+        t = time.perf_counter(); a @ b; sync()
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+def match_device(device:str|None, devices:dict) -> str|None:
+    "The key of the devices file whose `match` (or name) occurs in a run's device string, e.g. 'cuda: NVIDIA A100-SXM4-80GB' -> 'a100'."
+    d = (device or '').lower()
+    for k, s in (devices.get('devices', devices) or {}).items():
+        if any(m.lower() in d for m in (s.get('match') or [s.get('name') or k])): return k
+    return None
+
+def _peak_of(spec, precision):
+    pk = (spec or {}).get('peak_flops') or {}
+    return pk.get(precision if precision in ('fp32', 'fp16', 'bf16', 'tf32') else 'fp32')
+
+# %% ../nbs/05_cost_analysis.ipynb #50adea7e
+def _read_json(p):
+    try: return json.loads(Path(p).read_text(encoding='utf-8'))
+    except OSError: return None
+    except ValueError: raise user_error(p, 'is not valid JSON', 'rerun the stage that wrote it')
+
+def read_power_csv(path) -> list[dict]:
+    "The rows of a power.csv as dicts of floats (the phase and time stay strings; empty cells are None)."
+    p = Path(path)
+    if not p.exists(): return []
+    num = lambda v: None if v in ('', None) else float(v)
+    with open(p, newline='') as f: return [{k: (v if k in ('phase', 'time_utc') else num(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+
+def run_cost(run_dir, devices:dict|None=None, eur_per_kwh:float|None=None, peak_flops:float|None=None, cpu_peak:float|None=None) -> dict:
+    "Time, power, energy, cost, tokens per joule, € per million tokens and MFU of one trainer run folder."
+    d = Path(run_dir)
+    m = _read_json(d/'metrics.json')
+    if m is None: raise user_error(d, 'has no metrics.json', 'pass a trainer run folder (written by chatmimic train-full or train-qlora)')
+    pw = _read_json(d/'power.json') or m.get('power') or dict(sensor='none', reason='the run has no power.json', by_phase={})
+    devices = devices or {'devices': {}}
+    price = eur_per_kwh if eur_per_kwh is not None else devices.get('eur_per_kwh')
+    train_s, eval_s = m.get('train_seconds') or 0.0, m.get('eval_seconds') or 0.0
+    wall_s = m.get('wall_seconds') or pw.get('seconds') or train_s + eval_s
+    tokens, e = m.get('tokens') or 0, pw.get('energy_j')
+    c = dict(run=str(d), name=d.name, kind=m.get('kind'), model=m.get('model'), device=m.get('device'), precision=m.get('precision'),
+             steps=m.get('steps'), tokens=tokens, n_params=m.get('n_params'), trainable_params=m.get('trainable_params'),
+             train_s=train_s, eval_s=eval_s, wall_s=wall_s, hours=wall_s / 3600, eval_share=eval_s / (train_s + eval_s) if train_s + eval_s else None,
+             tokens_per_s=tokens / train_s if train_s else None,
+             sensor=pw.get('sensor', 'none'), reason=pw.get('reason'), samples=pw.get('samples', 0), mean_w=pw.get('mean_w'),
+             mean_w_samples=pw.get('mean_w_samples'), energy_j=e, energy_source=pw.get('energy_source'),
+             idle_w=pw.get('idle_w'), active_w=pw.get('active_w'), by_phase=pw.get('by_phase') or {}, marks=pw.get('marks') or [], eur_per_kwh=price)
+    c['energy_kwh'] = e / 3.6e6 if e is not None else None
+    c['energy_mean_x_time_kwh'] = c['mean_w_samples'] * wall_s / 3.6e6 if c['mean_w_samples'] is not None else None  # the study's way
+    c['cost_eur'] = c['energy_kwh'] * price if e is not None and price is not None else None
+    c['tokens_per_j'] = tokens / e if e else None
+    c['eur_per_mtok'] = c['cost_eur'] / (tokens / 1e6) if c['cost_eur'] is not None and tokens else None
+    fpt, formula = flops_per_token(m.get('n_params') or 0, m.get('trainable_params'), m.get('kind') or 'full')
+    processed = tokens / (1 - (m.get('padding_share') or 0))  # the hardware also computes the padding
+    key = match_device(c['device'], devices)
+    if peak_flops: peak, src = peak_flops, 'given'
+    elif key and _peak_of(devices['devices'][key], c['precision']): peak, src = _peak_of(devices['devices'][key], c['precision']), f'{key} spec sheet ({c["precision"]})'
+    elif (c['device'] or '').startswith('cpu') and cpu_peak: peak, src = cpu_peak, 'measured here (matmul benchmark; the run is assumed to have run on this CPU)'
+    else: peak, src = None, f'no peak FLOP/s known for device {c["device"]!r}: add it to the devices file or pass one'
+    c.update(device_key=key, flops_per_token=fpt, flops_formula=formula, model_flops=fpt * processed, peak_flops=peak, peak_source=src,
+             achieved_flops=fpt * processed / train_s if train_s else None)
+    c['mfu'] = c['achieved_flops'] / peak if peak and c['achieved_flops'] else None
+    return c
+
+# %% ../nbs/05_cost_analysis.ipynb #e9a94360
+def _eur(v, nd=2): return f'{v:.{nd}f}€' if v >= 0.01 or v == 0 else f'{v:.2g}€'  # the study's cents; tiny runs keep two figures
+
+def table4(cols:dict, eur_per_kwh:float, speedup:float, eur_per_h:float, billed_h:float|None=None) -> list[list]:
+    "The study's Table 4 for `cols` = {run: {avg_power_w, hours, energy_kwh (optional), reason (optional)}}."
+    def local(c):
+        if c.get('energy_kwh') is not None: return _eur(c['energy_kwh'] * eur_per_kwh)
+        return _eur(energy_cost_eur(c['avg_power_w'], c['hours'], eur_per_kwh)) if c.get('avg_power_w') is not None else 'no power sensor'
+    bill = ' by the hour' if billed_h == 1 else (f' per {billed_h:g} h' if billed_h else '')
+    return [['Run', *cols],
+            ['Average power draw (W)', *[f"{c['avg_power_w']:.1f}" if c.get('avg_power_w') is not None else 'no power sensor' for c in cols.values()]],
+            ['Energy cost (€/kWh)', *[f'{eur_per_kwh:.4f}'] * len(cols)],
+            ['Training time (h)', *[f"{c['hours']:.2f}" if c['hours'] >= 0.01 else f"{c['hours']:.2g}" for c in cols.values()]],
+            ['Training cost (local)', *[local(c) for c in cols.values()]],
+            [f'Estimate training cost (cloud: {speedup:g}x faster at {eur_per_h:g} €/h{bill})',
+             *[_eur(cloud_cost_eur(c['hours'], speedup, eur_per_h, billed_h), 1 if billed_h else 2) for c in cols.values()]]]
+
+STUDY_TABLE4 = {'Full': dict(avg_power_w=179.5, hours=13.05), 'QLoRA': dict(avg_power_w=180.7, hours=14.72)}  # the study's published inputs
+
+# %% ../nbs/05_cost_analysis.ipynb #d8e7985b
+def _f(v, fmt, none='—'): return none if v is None else format(v, fmt)
+
+def run_table(costs:list[dict]) -> list[list]:
+    "Every run's time, power, energy, cost, throughput and MFU as rows (the first the header)."
+    ns = lambda c: 'no power sensor' if c['energy_j'] is None else None
+    row = lambda label, f: [label, *[f(c) for c in costs]]
+    return [row('Run', lambda c: c['name']),
+            row('Kind, model', lambda c: f"{c['kind']}, {c['model']}"),
+            row('Device, precision', lambda c: f"{c['device']}, {c['precision']}"),
+            row('Power sensor', lambda c: c['sensor'] if c['sensor'] != 'none' else f"none ({c['reason']})"),
+            row('Wall time (s)', lambda c: f"{c['wall_s']:.1f}"),
+            row('Training / evaluation (s)', lambda c: f"{c['train_s']:.1f} / {c['eval_s']:.1f} ({_f(c['eval_share'], '.0%')} evaluating)"),
+            row('Average power (W)', lambda c: ns(c) or f"{c['mean_w']:.1f}"),
+            row('Idle / active power (W)', lambda c: ns(c) or f"{_f(c['idle_w'], '.1f')} / {_f(c['active_w'], '.1f')}"),
+            row('Energy (kWh)', lambda c: ns(c) or f"{c['energy_kwh']:.4g} ({c['energy_source']}; mean power x time {_f(c['energy_mean_x_time_kwh'], '.4g')})"),
+            row('Cost at home (€)', lambda c: ns(c) or f"{c['cost_eur']:.4g} at {c['eur_per_kwh']:g} €/kWh"),
+            row('Training tokens', lambda c: f"{c['tokens']:,}"),
+            row('Tokens per second', lambda c: _f(c['tokens_per_s'], ',.0f')),
+            row('Tokens per joule', lambda c: ns(c) or f"{c['tokens_per_j']:.3g}"),
+            row('€ per million training tokens', lambda c: ns(c) or _f(c['eur_per_mtok'], '.3g')),
+            row('Model FLOPs per token', lambda c: f"{c['flops_per_token']:.3g} ({c['flops_formula']})"),
+            row('Peak FLOP/s', lambda c: f"{c['peak_flops']:.3g} ({c['peak_source']})" if c['peak_flops'] else c['peak_source']),
+            row('MFU', lambda c: _f(c['mfu'], '.2%'))]
+
+# %% ../nbs/05_cost_analysis.ipynb #8fbd066a
+def what_if(c:dict, devices:dict|None=None, device:str|None=None, speedup:float|None=None, eur_per_kwh:float|None=None,
+            eur_per_h:float|None=None, n_params:float|None=None, power_w:float|None=None) -> dict:
+    "Time, energy and cost of run `c` (a `run_cost` dict) on another device, at another price, or for a bigger model; with its assumptions."
+    ds = (devices or {}).get('devices', {})
+    if device is not None and device not in ds: raise UserError(f"device {device!r} is not in the devices file ({', '.join(ds) or 'it has none'}).")
+    tgt, hours = ds.get(device) or {}, c['hours']
+    a = [f"measured: {c['wall_s']:.4g} s on {c['device']} ({c['kind']}, {c['n_params']:,.0f} parameters" + (f", {c['tokens']:,} tokens)" if c.get('tokens') else ')')]
+    if n_params:
+        tr = c['trainable_params'] and c['trainable_params'] * n_params / c['n_params']  # an adapter of the same share
+        f_old, formula = flops_per_token(c['n_params'], c['trainable_params'], c['kind'] or 'full')
+        scale = flops_per_token(n_params, tr, c['kind'] or 'full')[0] / f_old
+        hours *= scale
+        a.append(f"{n_params:,.0f} parameters: FLOPs per token x{scale:.3g} ({formula}); same tokens, same utilisation; memory not checked")
+    if speedup is None and device is not None:
+        p_new = _peak_of(tgt, c['precision'])
+        if p_new and c.get('peak_flops'):
+            speedup = p_new / c['peak_flops']
+            a.append(f"speed-up {speedup:.3g} = {device}'s peak {p_new:.3g} FLOP/s ({c['precision']}, spec sheet) / the run's {c['peak_flops']:.3g} "
+                     f"({c['peak_source']}): the same MFU on both")
+        else: a.append(f"no speed-up: no peak FLOP/s for {device if not p_new else c['device']}; pass one"); hours = None
+    elif speedup is not None: a.append(f'speed-up {speedup:g} (given)')
+    if hours is not None and speedup: hours /= speedup
+    if power_w is not None: a.append(f'power {power_w:g} W (given)')
+    elif device is not None and tgt.get('board_power_w'): power_w = tgt['board_power_w']; a.append(f"{device} draws its board power, {power_w:g} W, throughout (an upper bound)")
+    elif device is None and c.get('mean_w') is not None: power_w = c['mean_w']; a.append(f"power as measured: {power_w:.4g} W")
+    else: a.append('no power figure: energy and electricity cost unknown')
+    price = eur_per_kwh if eur_per_kwh is not None else c.get('eur_per_kwh')
+    if eur_per_kwh is not None: a.append(f'electricity {price:g} €/kWh (given)')
+    rent = eur_per_h if eur_per_h is not None else (_first(tgt.get('running_eur_per_h')) if device is not None else None)
+    if rent is not None: a.append(f"rent {rent:g} €/h ({'given' if eur_per_h is not None else device + ' in the devices file'}), billed by the second")
+    energy = power_w * hours / 1000 if power_w is not None and hours is not None else None
+    return dict(device=device or c['device'], hours=hours, speedup=speedup, power_w=power_w, energy_kwh=energy,
+                cost_eur=energy * price if energy is not None and price is not None else None, eur_per_kwh=price,
+                rent_eur_per_h=rent, rent_eur=rent * hours if rent is not None and hours is not None else None, assumptions=a)
+
+def format_what_if(w:dict) -> str:
+    "A what-if answer with its assumptions beside it."
+    ans = (f"time {_f(w['hours'] and w['hours'] * 3600, '.4g', '?')} s ({_f(w['hours'], '.3g', '?')} h), energy {_f(w['energy_kwh'], '.3g', '?')} kWh, "
+           f"electricity {_f(w['cost_eur'], '.3g', '?')} €" + (f", rent {_f(w['rent_eur'], '.3g', '?')} €" if w['rent_eur_per_h'] is not None else ''))
+    return f"{w['device']}: {ans}\n" + '\n'.join(f'  - {x}' for x in w['assumptions'])
+
+# %% ../nbs/05_cost_analysis.ipynb #ea7bf8f6
+def _spans(marks, end, name='eval'):
+    "The (start, end) seconds of every phase called `name`."
+    return [(t, nxt) for (t, p), nxt in zip(marks, [m[0] for m in marks[1:]] + [end]) if p == name and nxt > t]
+
+def plot_power(costs:list[dict], path=None):
+    "The study's Figure 5 for `costs` (run_cost dicts): power over time, evaluation shaded; saved to `path` if given."
+    import matplotlib; import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(len(costs), 1, figsize=(8, 2.6 * len(costs)), squeeze=False)
+    for ax, c in zip(axs[:, 0], costs):
+        rows = [r for r in read_power_csv(Path(c['run'])/'power.csv') if r['power_w'] is not None]
+        end = c['wall_s'] or (rows[-1]['t_s'] if rows else 1.0)
+        hrs = end > 2 * 3600
+        k, unit = (1 / 3600, 'h') if hrs else (1.0, 's')
+        for i, (a, b) in enumerate(_spans(c['marks'], end)):
+            ax.axvspan(a * k, b * k, color='tab:orange', alpha=0.25, lw=0, label='evaluation' if i == 0 else None)
+        if rows:
+            ax.plot([r['t_s'] * k for r in rows], [r['power_w'] for r in rows], lw=0.8, color='tab:blue', label='power')
+            ax.axhline(c['mean_w'], color='k', ls='--', lw=0.8, label=f"mean {c['mean_w']:.1f} W")
+            ax.set_ylim(bottom=0)
+        else:
+            ax.set_yticks([])
+            ax.text(0.5, 0.5, f"no power sensor\n{c['reason']}", transform=ax.transAxes, ha='center', va='center', wrap=True, fontsize=8)
+        ax.set_xlim(0, end * k); ax.set_xlabel(f'time ({unit})'); ax.set_ylabel('power (W)')
+        ax.set_title(f"{c['name']}: {c['kind']}, {c['device']} ({c['sensor']})", fontsize=9)
+        if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=110)
+    return fig
+
+# %% ../nbs/05_cost_analysis.ipynb #986b25b8
+def tiny_run(out_dir, steps:int=24, eval_every:int=8, batch:int=8, block:int=64, interval:float=1.0, seed:int=0) -> Path:
+    "A tiny real training run (2-layer GPT-2 from a config, random tokens) under the PowerSampler, in the trainers' run-folder format."
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=64, vocab_size=512, n_positions=block, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    data, val = torch.randint(0, 512, (steps, batch, block)), torch.randint(0, 512, (2, batch, block))
+    def evaluate():
+        model.eval()
+        with torch.no_grad(): v = sum(model(input_ids=x, labels=x).loss.item() for x in val) / len(val)
+        model.train(); return v
+    log, t_train, t_eval, tokens = [], 0.0, 0.0, 0
+    with PowerSampler(out, interval=interval) as power:
+        t0 = time.perf_counter(); power.phase('eval'); v0 = evaluate(); t_eval += time.perf_counter() - t0
+        for step in range(1, steps + 1):
+            power.phase('train'); t0 = time.perf_counter()
+            loss = model(input_ids=data[step - 1], labels=data[step - 1]).loss
+            loss.backward(); opt.step(); opt.zero_grad()
+            t_train += time.perf_counter() - t0; tokens += batch * block
+            rec = dict(step=step, epoch=step / steps, train_loss=loss.item(), lr=1e-3, tokens=tokens, tokens_per_s=tokens / t_train, wall_s=t_train + t_eval)
+            if step % eval_every == 0:
+                power.phase('eval'); t0 = time.perf_counter(); rec['val_loss'] = evaluate(); t_eval += time.perf_counter() - t0
+            log.append(rec)
+    n = sum(p.numel() for p in model.parameters())
+    m = dict(kind='full', model='tiny GPT-2 (2 layers, 64 wide, from a config)', base='random init', dataset='random tokens', steps=steps, epochs=1,
+             train_loss=log[-1]['train_loss'], val_loss_start=v0, val_loss=log[-1].get('val_loss'), tokens=tokens, padding_share=0.0,
+             train_seconds=t_train, eval_seconds=t_eval, wall_seconds=power.summary['seconds'], tokens_per_s=tokens / t_train, n_params=n,
+             trainable_params=n, device='cpu', precision='fp32', peak_memory_bytes=None, stop='done', power=power.summary)
+    (out/'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in log))
+    with atomic_write(out/'metrics.json', perm=0o644) as f: json.dump(m, f, indent=1)
+    return out
+
+# %% ../nbs/05_cost_analysis.ipynb #0974a1a9
+def _html(rows): 
+    import html
+    return ('<table>\n<thead><tr>' + ''.join(f'<th>{html.escape(str(v))}</th>' for v in rows[0]) + '</tr></thead>\n<tbody>\n'
+            + ''.join('<tr>' + ''.join(f'<td>{html.escape(str(v))}</td>' for v in r) + '</tr>\n' for r in rows[1:]) + '</tbody>\n</table>\n')
+
+def cost_report(costs:list[dict], out_dir, devices:dict, eur_per_kwh:float, speedup:float=15.0, eur_per_h:float=2.5, what_ifs=()) -> dict:
+    "Write cost.json, the tables (Markdown and HTML) and power.png for `costs` to `out_dir`; returns the tables."
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    cols = {c['name']: dict(avg_power_w=c['mean_w'], hours=c['hours'], energy_kwh=c['energy_kwh']) for c in costs}
+    tables = {'runs': run_table(costs), 'table4': table4(cols, eur_per_kwh, speedup, eur_per_h),
+              'study_table4': table4(STUDY_TABLE4, 0.2790, 15, 2.5, billed_h=1), 'table1': hardware_table(devices, eur_per_kwh)}
+    md = [f'# Cost of {len(costs)} run(s)\n', '## Every run\n', markdown_table(tables['runs']),
+          f'\n## Table 4 for these runs (cloud: {speedup:g}x faster at {eur_per_h:g} €/h, billed by the second)\n', markdown_table(tables['table4']),
+          "\n## The study's Table 4, from its published inputs (cloud billed by the hour)\n", markdown_table(tables['study_table4']),
+          '\n## Table 1: devices and prices\n', markdown_table(tables['table1'])]
+    if what_ifs: md += ['\n## What if\n', *[f'```\n{format_what_if(w)}\n```' for w in what_ifs]]
+    (out/'cost.md').write_text('\n'.join(md) + '\n')
+    (out/'cost.html').write_text('<!doctype html><meta charset="utf-8"><title>chatmimic cost</title>\n'
+                                 + '\n'.join(f'<h2>{k}</h2>\n{_html(v)}' for k, v in tables.items()))
+    with atomic_write(out/'cost.json', perm=0o644) as f: json.dump(dict(runs=costs, what_if=list(what_ifs), tables=tables), f, indent=1, default=str)
+    import matplotlib.pyplot as plt
+    plt.close(plot_power(costs, out/'power.png'))
+    return tables
+
+# %% ../nbs/05_cost_analysis.ipynb #eccc3a3e
+DEVICES_YAML = Path(__file__).resolve().parents[1]/'configs'/'devices.yaml' if '__file__' in globals() else Path('../configs/devices.yaml')
+
+def add_cost_args(p:argparse.ArgumentParser):
+    "The arguments of `chatmimic cost`."
+    p.add_argument('runs', nargs='+', metavar='RUN_DIR', help='trainer run folders (written by chatmimic train-full or train-qlora)')
+    p.add_argument('-o', '--out', help='write cost.json, cost.md, cost.html and power.png to this folder')
+    p.add_argument('--devices', default=None, help=f'devices-and-prices YAML (default: {DEVICES_YAML} when it exists)')
+    p.add_argument('--eur-per-kwh', type=float, help="electricity price, €/kWh (default: the devices file's, else the study's 0.2790)")
+    p.add_argument('--cloud-speedup', type=float, default=15.0, help='how many times faster the cloud card is (default 15, as the study)')
+    p.add_argument('--cloud-eur-per-h', type=float, default=2.5, help='cloud price, €/h (default 2.5, as the study)')
+    p.add_argument('--peak-flops', type=float, help='peak FLOP/s for the MFU (default: the devices file, or measured for a CPU run)')
+
+def cost_main(args) -> list[dict]:
+    "Run `chatmimic cost` from parsed arguments."
+    for name in ('eur_per_kwh', 'cloud_speedup', 'cloud_eur_per_h', 'peak_flops'):
+        v = getattr(args, name)
+        if v is not None and not v > 0: raise UserError(f"--{name.replace('_', '-')} {v:g} is not a positive number; pass one.")
+    path = args.devices or (DEVICES_YAML if DEVICES_YAML.exists() else None)
+    dev = read_devices(path) if path else {'eur_per_kwh': None, 'devices': {}}
+    price = args.eur_per_kwh or dev.get('eur_per_kwh') or 0.2790
+    for r in args.runs:
+        if not Path(r).is_dir(): raise user_error(r, 'is not a folder', 'pass a trainer run folder (written by chatmimic train-full or train-qlora)')
+    first = [run_cost(r, dev, price, args.peak_flops) for r in args.runs]
+    cpu = measure_peak_flops('cpu') if not args.peak_flops and any((c['device'] or '').startswith('cpu') for c in first) else None
+    costs = [run_cost(r, dev, price, args.peak_flops, cpu) for r in args.runs] if cpu else first
+    print(markdown_table(run_table(costs)))
+    print(markdown_table(table4({c['name']: dict(avg_power_w=c['mean_w'], hours=c['hours'], energy_kwh=c['energy_kwh']) for c in costs},
+                                price, args.cloud_speedup, args.cloud_eur_per_h)))
+    if args.out: cost_report(costs, args.out, dev, price, args.cloud_speedup, args.cloud_eur_per_h); print(f'-> {args.out}')
+    return costs
