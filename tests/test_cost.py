@@ -3,8 +3,9 @@ import csv, json, sys, threading, time, types
 from pathlib import Path
 import pytest
 from conftest import assert_user_error
-from chatmimic import cost
-from chatmimic.cost import PowerSampler, open_sensor
+from chatmimic import cost, power as pw
+from chatmimic.cost import PowerSampler  # the contract: the trainers import it from chatmimic.cost
+from chatmimic.power import open_sensor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +87,7 @@ def test_sampler_survives_a_failing_sensor(tmp_path, monkeypatch):
     assert power.summary['read_errors'] >= 2
 
 def test_bad_interval_is_a_user_error():
-    with pytest.raises(cost.UserError, match='not a positive number of seconds'): PowerSampler(interval=0)
+    with pytest.raises(pw.UserError, match='not a positive number of seconds'): PowerSampler(interval=0)
 
 def test_devices_yaml_holds_the_study_table1():
     d = cost.read_devices(ROOT/'configs'/'devices.yaml')
@@ -103,7 +104,7 @@ def test_study_table4_from_its_inputs():
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
-    return cost.tiny_run(tmp_path_factory.mktemp('runs')/'tiny', steps=4, eval_every=2, batch=2, block=32, interval=0.2)
+    return pw.tiny_run(tmp_path_factory.mktemp('runs')/'tiny', steps=4, eval_every=2, batch=2, block=32, interval=0.2)
 
 def test_cli_prints_the_cost_table_and_writes_the_report(tiny, tmp_path, chatmimic):
     r = chatmimic('cost', tiny, '-o', tmp_path/'out', '--devices', ROOT/'configs'/'devices.yaml')
