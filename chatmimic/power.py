@@ -11,7 +11,7 @@ from pathlib import Path
 from .core import UserError, atomic_write
 
 # %% auto #0
-__all__ = ['NoSensor', 'NvmlSensor', 'RaplSensor', 'open_sensor', 'power_summary', 'PowerSampler', 'read_power_csv', 'tiny_run']
+__all__ = ['NoSensor', 'NvmlSensor', 'RaplSensor', 'open_sensor', 'power_summary', 'read_power_csv', 'PowerSampler', 'tiny_run']
 
 # %% ../nbs/05a_power.ipynb #34ddd5c1
 class NoSensor(Exception):
@@ -133,27 +133,56 @@ def power_summary(rows, marks, seconds, sensor=None, reason=None, counter=False,
                idle_w=mean(idle), active_w=mean(active))
     return out
 
-# %% ../nbs/05a_power.ipynb #27cba300
+# %% ../nbs/05a_power.ipynb #2460ac4b
+def read_power_csv(path) -> list[dict]:
+    "The rows of a power.csv as dicts of floats (the phase and time stay strings; empty cells are None)."
+    p = Path(path)
+    if not p.exists(): return []
+    num = lambda v: None if v in ('', None) else float(v)
+    with open(p, newline='') as f: return [{k: (v if k in ('phase', 'time_utc') else num(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+
+# %% ../nbs/05a_power.ipynb #fb99fb9c
 class PowerSampler:
     "Power beside a training run: a background thread samples every `interval` s; power.csv as it samples, power.json at the end."
-    def __init__(self, out_dir=None, interval:float=1.0, sensor:str='auto', rapl_root='/sys/class/powercap', phase:str='train'):
+    def __init__(self, out_dir=None, interval:float=1.0, sensor:str='auto', rapl_root='/sys/class/powercap', phase:str='train', resume:bool=False):
         if not (isinstance(interval, (int, float)) and interval > 0): raise UserError(f'power interval {interval!r} is not a positive number of seconds.')
-        self.out_dir, self.interval, self._phase = (Path(out_dir) if out_dir is not None else None), float(interval), phase
+        self.out_dir, self.interval, self._phase, self.resume = (Path(out_dir) if out_dir is not None else None), float(interval), phase, resume
         self.sensor, self.reason = open_sensor(sensor, rapl_root)
         self.devices = getattr(self.sensor, 'devices', [])
         self.rows, self.marks, self.errors, self.summary = [], [], 0, None
         self._lock, self._stop, self._thread, self._csv, self.t0 = threading.Lock(), threading.Event(), None, None, None
 
+    def _header(self): return ['t_s', 'time_utc', 'phase', 'power_w', 'energy_j', 'util_pct', *getattr(self.sensor, 'columns', [])]
+
+    def _previous(self):
+        "The summary and samples of this run's earlier sessions (resume=True), when they were sampled the same way; else None."
+        p = self.out_dir/'power.json' if self.out_dir is not None else None
+        if p is None or not p.exists(): return None
+        try: s = json.loads(p.read_text())
+        except ValueError: return None
+        if s.get('sensor') != (self.sensor.name if self.sensor else 'none'): return None  # another machine: start afresh
+        if self.sensor is None: return s, []
+        c = self.out_dir/'power.csv'
+        if not c.exists() or c.open().readline().strip() != ','.join(self._header()): return None
+        return s, [{k: r[k] for k in ('t_s', 'phase', 'power_w', 'energy_j', 'util_pct')} for r in read_power_csv(c)]
+
     def start(self):
-        "Start timing and, with a sensor, the sampling thread."
+        "Start timing and, with a sensor, the sampling thread; with resume=True, continue the record of the run's earlier sessions."
         self.t0, self.started = time.monotonic(), datetime.now(timezone.utc)
-        self.marks = [(0.0, self._phase)]
+        self._t_off, self._e_off, self.sessions, self.marks = 0.0, 0.0, 1, []
+        prev = self._previous() if self.resume else None
+        if prev:  # time and energy go on from where the last session stopped
+            s, self.rows = prev
+            self._t_off, self.sessions, self.marks = s.get('seconds') or 0.0, (s.get('sessions') or 1) + 1, [tuple(m) for m in s.get('marks') or []]
+            self._e_off = next((r['energy_j'] for r in reversed(self.rows) if r['energy_j'] is not None), 0.0)
+        self._n0 = len(self.rows)
+        self.marks.append((self._t_off, self._phase))
         if self.sensor is not None:
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
-                self._csv = open(self.out_dir/'power.csv', 'w', newline='')
+                self._csv = open(self.out_dir/'power.csv', 'a' if prev else 'w', newline='')
                 self._w = csv.writer(self._csv)
-                self._w.writerow(['t_s', 'time_utc', 'phase', 'power_w', 'energy_j', 'util_pct', *self.sensor.columns])
+                if not prev: self._w.writerow(self._header())
             self._e0 = None
             self.sample()
             self._thread = threading.Thread(target=self._loop, name='PowerSampler', daemon=True)
@@ -164,7 +193,7 @@ class PowerSampler:
         "Mark the start of a phase ('train', 'eval', ...): timed always, and sampled at once so the phases split exactly."
         if name == self._phase: return
         if self.t0 is None: self._phase = name; return
-        with self._lock: self._phase = name; self.marks.append((time.monotonic() - self.t0, name))
+        with self._lock: self._phase = name; self.marks.append((time.monotonic() - self.t0 + self._t_off, name))
         if self.sensor is not None: self.sample()
 
     def sample(self):
@@ -172,11 +201,11 @@ class PowerSampler:
         with self._lock:
             try: r = self.sensor.read()
             except Exception: self.errors += 1; return
-            t = time.monotonic() - self.t0
+            t = time.monotonic() - self.t0 + self._t_off
             if r['energy_j'] is not None:
                 if self._e0 is None: self._e0 = r['energy_j']
-                r['energy_j'] -= self._e0  # energy since the sampler started
-            if r['power_w'] is None and r['energy_j'] is not None and self.rows and t > self.rows[-1]['t_s']:
+                r['energy_j'] += self._e_off - self._e0  # energy since the sampler (its first session) started
+            if r['power_w'] is None and r['energy_j'] is not None and len(self.rows) > self._n0 and t > self.rows[-1]['t_s']:
                 r['power_w'] = (r['energy_j'] - self.rows[-1]['energy_j']) / (t - self.rows[-1]['t_s'])  # RAPL: power from energy
             row = dict(t_s=t, phase=self._phase, **r)
             self.rows.append(dict(t_s=t, phase=self._phase, power_w=r['power_w'], energy_j=r['energy_j'], util_pct=r['util_pct']))
@@ -196,26 +225,18 @@ class PowerSampler:
         "Stop sampling, write power.json (atomically) and return the summary."
         if self.summary is not None: return self.summary
         if self._thread is not None: self._stop.set(); self._thread.join(); self.sample()
-        seconds = time.monotonic() - self.t0
+        seconds = time.monotonic() - self.t0 + self._t_off
         if self.sensor is not None: self.sensor.close()
         if self._csv is not None: self._csv.close()
         self.summary = power_summary(self.rows, self.marks, seconds, self.sensor and self.sensor.name, self.reason, getattr(self.sensor, 'counter', False))
         self.summary.update(interval_s=self.interval, started_utc=self.started.isoformat(timespec='seconds'), devices=self.devices,
-                            marks=[[round(t, 3), p] for t, p in self.marks], read_errors=self.errors)
+                            marks=[[round(t, 3), p] for t, p in self.marks], read_errors=self.errors, sessions=self.sessions)
         if self.out_dir is not None:
             with atomic_write(self.out_dir/'power.json', perm=0o644) as f: json.dump(self.summary, f, indent=1)
         return self.summary
 
     def __enter__(self): return self.start()
     def __exit__(self, *exc): self.stop()
-
-# %% ../nbs/05a_power.ipynb #2460ac4b
-def read_power_csv(path) -> list[dict]:
-    "The rows of a power.csv as dicts of floats (the phase and time stay strings; empty cells are None)."
-    p = Path(path)
-    if not p.exists(): return []
-    num = lambda v: None if v in ('', None) else float(v)
-    with open(p, newline='') as f: return [{k: (v if k in ('phase', 'time_utc') else num(v)) for k, v in r.items()} for r in csv.DictReader(f)]
 
 # %% ../nbs/05a_power.ipynb #986b25b8
 def tiny_run(out_dir, steps:int=24, eval_every:int=8, batch:int=8, block:int=64, interval:float=1.0, seed:int=0) -> Path:
