@@ -97,7 +97,7 @@ def pick_examples(keys:list[list[tuple]], n:int, seed:int=0) -> list[tuple]:
     return [pool[i] for i in pick]
 
 # %% ../nbs/04_compare.ipynb #1c101f38
-def toy_run(path, n_messages:int=800, block_size:int=128, steps:int=60, seed:int=0) -> Path:
+def toy_run(path, n_messages:int=800, block_size:int=128, steps:int=30, seed:int=0) -> Path:
     "A tiny trainer run folder (a 2-layer GPT-2 on a small synthetic dataset, through `chatmimic.train`), for tests; seconds on a CPU."
     from transformers import GPT2Config, GPT2LMHeadModel
     from chatmimic.synth import synth_export
@@ -118,7 +118,7 @@ def toy_run(path, n_messages:int=800, block_size:int=128, steps:int=60, seed:int
     out = path/'run'
     prepare_run_dir(out)
     model.save_pretrained(out/'base'); tok.save_pretrained(out/'base')
-    cfg = TrainConfig(dataset=str(ds), out_dir=str(out), model='toy-gpt2', learning_rate=3e-3, micro_batch=8, grad_accum=1, max_steps=steps,
+    cfg = TrainConfig(dataset=str(ds), out_dir=str(out), model='toy-gpt2', learning_rate=5e-3, micro_batch=4, grad_accum=1, max_steps=steps,
                       eval_every=steps // 2, save_every=0, log_every=10, seed=seed, progress=False, power_interval=60.0)
     train(model, tok, dsd, stats, cfg, dict(kind='full', model='toy-gpt2', base=str(out/'base'), dataset=str(ds), load_in_4bit=False))
     return out
