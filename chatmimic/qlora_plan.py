@@ -112,14 +112,17 @@ def qlora_plan(model:str='google/gemma-2b', lora_rank:int=32, lora_alpha:int=16,
     "Model, backend, quantization, LoRA targets, parameter counts and memory estimates of a QLoRA run, from the architecture only."
     be, why = select_backend(backend, load_in_4bit)
     n = count_params(model, lora_rank, lora_targets)
-    est = {'qlora': memory_estimate(model, n, block_size, micro_batch, 'qlora', gradient_checkpointing, load_in_4bit),
-           ('qlora_no_gc' if gradient_checkpointing else 'qlora_gc'): memory_estimate(model, n, block_size, micro_batch, 'qlora', not gradient_checkpointing, load_in_4bit),
-           'full': memory_estimate(model, n, block_size, micro_batch, 'full', False)}
+    q = lambda mb, gc: memory_estimate(model, n, block_size, mb, 'qlora', gc, load_in_4bit)
+    est = {'qlora': q(micro_batch, gradient_checkpointing), ('qlora_no_gc' if gradient_checkpointing else 'qlora_gc'): q(micro_batch, not gradient_checkpointing)}
+    if micro_batch != 1: est['qlora_mb1'] = q(1, True)
+    est['full'] = memory_estimate(model, n, block_size, 1, 'full', False)
+    fit = lambda e: e['total'] <= gpu_gib * GiB
+    max_mb = next((mb - 1 for mb in range(1, 257) if not fit(q(mb, gradient_checkpointing))), 256)
     return dict(model=model if isinstance(model, str) else type(model).__name__, backend=be, backend_reason=why,
                 quantization='4-bit NF4, double quantization (bitsandbytes)' if load_in_4bit else 'none (16-bit LoRA)',
                 lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=list(lora_targets), n_params=n['n_params'],
-                trainable_params=n['trainable'], memory=est, gpu_gib=gpu_gib,
-                fits={k: e['total'] <= gpu_gib * GiB for k, e in est.items()})
+                trainable_params=n['trainable'], memory=est, gpu_gib=gpu_gib, fits={k: fit(e) for k, e in est.items()},
+                max_micro_batch=max_mb)
 
 def format_plan(plan:dict) -> str:
     "The plan as the lines `--dry-run` prints."
@@ -128,10 +131,14 @@ def format_plan(plan:dict) -> str:
              f"quantization     {plan['quantization']}",
              f"LoRA             rank {plan['lora_rank']}, alpha {plan['lora_alpha']} on {', '.join(plan['lora_targets'])}",
              f"parameters       {plan['n_params']:,} in the base model, {plan['trainable_params']:,} trainable ({plan['trainable_params'] / 1e6:.0f}M)",
-             f"memory estimate  block {q['block_size']}, micro batch {q['micro_batch']}, against a {plan['gpu_gib']:g} GiB card:"]
-    names = dict(qlora='this run', qlora_gc='with gradient checkpointing', qlora_no_gc='without gradient checkpointing', full='full fine-tuning')
+             f"memory estimate  block {q['block_size']}, against a {plan['gpu_gib']:g} GiB card:"]
+    gc = lambda e: 'gradient checkpointing' if e['gradient_checkpointing'] else 'no gradient checkpointing'
+    names = dict(qlora='this run', qlora_gc='this run', qlora_no_gc='this run', qlora_mb1='QLoRA', full='full fine-tuning')
     for k, e in plan['memory'].items():
-        label = names[k] + (' (gradient checkpointing)' if k == 'qlora' and e['gradient_checkpointing'] else ' (no gradient checkpointing)' if k == 'qlora' else '')
+        label = f"{names[k]} (micro batch {e['micro_batch']}" + (f", {gc(e)})" if k != 'full' else ')')
         parts = ', '.join(f"{p.replace('_', ' ')} {v / GiB:.2f}" for p, v in e['parts'].items())
-        lines.append(f"  {label:42s} {e['total'] / GiB:6.2f} GiB  {'fits' if plan['fits'][k] else 'does NOT fit'}  ({parts})")
+        lines.append(f"  {label:52s} {e['total'] / GiB:6.2f} GiB  {'fits' if plan['fits'][k] else 'does NOT fit'}  ({parts})")
+    mb = plan['max_micro_batch']
+    lines.append(f"  largest micro batch that fits: {mb}" + (' (none: lower the block size or use a smaller model)' if mb == 0 else
+                 '; reach the effective batch with grad_accum' if mb < q['micro_batch'] else ''))
     return '\n'.join(lines)
