@@ -4,10 +4,12 @@
 
 # %% ../nbs/01c_train.ipynb #d0da1f02
 from __future__ import annotations
-import bisect, contextlib, json, math, os, shutil, time
+import bisect, contextlib, json, math, os, shutil, tempfile, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
+import logging
+logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)  # imported by the Trainer via peft: an optional CPU kernel's absence, on stderr
 import numpy as np, torch, yaml, datasets
 from filelock import FileLock
 from tqdm.auto import tqdm
@@ -198,13 +200,31 @@ class _Trainer(Trainer):
         if bad and self.nan_step is None: self.nan_step = self.state.global_step + 1
         return loss
 
-    def evaluate(self, *args, **kw):
+    @torch.no_grad()
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix:str='eval') -> dict:
+        "Validation loss per token over the whole split: each process takes every n-th block, the sums are added up."
         if self.power is not None: self.power.phase('eval')
-        t0 = time.perf_counter()
-        try: return super().evaluate(*args, **kw)
-        finally:
-            self.counts['eval_seconds'] += time.perf_counter() - t0
-            if self.power is not None: self.power.phase('train')
+        t0, model, ds = time.perf_counter(), self.model_wrapped, eval_dataset or self.eval_dataset
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        dl = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(rank, len(ds), world)), batch_size=self.args.per_device_eval_batch_size,
+                                         collate_fn=self.data_collator)
+        was, tot = model.training, torch.zeros(2, dtype=torch.float64, device=self.args.device)
+        model.eval()
+        try:
+            for b in dl:
+                b = self._prepare_inputs({k: v for k, v in b.items() if k not in ('n_tokens', 'n_slots')})
+                with self.compute_loss_context_manager():
+                    loss = model(**b).loss
+                n = (b['labels'][..., 1:] != -100).sum()
+                if n: tot += torch.stack([loss.double() * n, n.double()])
+        finally: model.train(was)
+        if world > 1: tot = self.accelerator.reduce(tot, 'sum')
+        self.counts['eval_seconds'] += time.perf_counter() - t0
+        metrics = {f'{metric_key_prefix}_loss': (tot[0] / tot[1]).item() if tot[1] else float('nan'), f'{metric_key_prefix}_tokens': int(tot[1])}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        if self.power is not None: self.power.phase('train')
+        return metrics
 
     def _get_output_dir(self, trial):
         return self._staging or super()._get_output_dir(trial)
@@ -251,7 +271,7 @@ class _RunCallback(TrainerCallback):
         logs, c = logs or {}, self.trainer.counts
         if not state.is_world_process_zero or not ('loss' in logs or 'eval_loss' in logs): return
         row = dict(step=state.global_step, epoch=round(state.epoch or 0.0, 4), train_loss=logs.get('loss'), val_loss=logs.get('eval_loss'),
-                   lr=logs.get('learning_rate'), tokens=c['tokens'], tokens_per_s=round(c['tokens'] / c['train_seconds'], 1) if c['train_seconds'] else None,
+                   lr=logs.get('learning_rate'), grad_norm=logs.get('grad_norm'), tokens=c['tokens'], tokens_per_s=round(c['tokens'] / c['train_seconds'], 1) if c['train_seconds'] else None,
                    wall_s=round(time.perf_counter() - self.t0, 2))
         with open(self.out/'metrics.jsonl', 'a') as f: f.write(json.dumps({k: v for k, v in row.items() if v is not None}) + '\n')
         if self.bar is not None: self.bar.set_postfix({k: f'{logs[k]:.3f}' for k in ('loss', 'eval_loss') if k in logs})
@@ -267,23 +287,23 @@ def _is_main() -> bool: return int(os.environ.get('RANK', '0')) == 0
 def prepare_run_dir(out, resume:bool=False) -> str|None:
     "Make `out` ready for a run; returns the checkpoint to resume from (None: start afresh)."
     out = Path(out)
+    ck = out/'checkpoints'
+    if not _is_main(): return get_last_checkpoint(str(ck)) if resume and ck.is_dir() else None  # the main process checks and cleans
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out/'params.yaml').exists() and not (out/'base').exists())):
         raise user_error(out, 'exists and is not a run folder written by chatmimic', 'choose another --out')
-    ck = out/'checkpoints'
     last = get_last_checkpoint(str(ck)) if resume and ck.is_dir() else None
-    if _is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        for p in (ck.glob('.tmp-*') if ck.is_dir() else []): shutil.rmtree(p, ignore_errors=True)  # a save cut short
-        if last is None:
-            for n in RUN_FILES:
-                p = out/n
-                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        else:
-            step = int(Path(last).name.split('-')[1])
-            m = out/'metrics.jsonl'
-            if m.exists():
-                keep = [l for l in m.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= step]
-                m.write_text(''.join(l + '\n' for l in keep))
+    out.mkdir(parents=True, exist_ok=True)
+    for p in (ck.glob('.tmp-*') if ck.is_dir() else []): shutil.rmtree(p, ignore_errors=True)  # a save cut short
+    if last is None:
+        for n in RUN_FILES:
+            p = out/n
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    else:
+        step = int(Path(last).name.split('-')[1])
+        m = out/'metrics.jsonl'
+        if m.exists():
+            keep = [l for l in m.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= step]
+            m.write_text(''.join(l + '\n' for l in keep))
     return last
 
 def read_metrics(out) -> list[dict]:
@@ -352,7 +372,7 @@ def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|N
         eval_strategy='steps' if cfg.eval_every else 'no', eval_steps=cfg.eval_every or None,
         save_strategy='steps' if cfg.save_every else 'no', save_steps=cfg.save_every or 500, logging_steps=cfg.log_every,
         seed=cfg.seed, data_seed=cfg.seed, report_to='none', disable_tqdm=True, remove_unused_columns=False,
-        logging_nan_inf_filter=False, dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=not torch.cuda.is_available())
+        logging_nan_inf_filter=False, eval_on_start=last is None, dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=not torch.cuda.is_available())
     cb = _RunCallback(out, cfg.progress, t0)
     with _power(out, cfg.power_interval) as power:
         trainer = _Trainer(model=model, args=args, train_dataset=tr_set, eval_dataset=va_set, data_collator=collator,
@@ -362,8 +382,6 @@ def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|N
         if last is not None:
             st = Path(last)/'chatmimic_state.json'
             if st.exists(): trainer.counts.update(json.loads(st.read_text()))
-        else:
-            trainer.evaluate()  # the validation loss before training: step 0 of the curve
         trainer.train(resume_from_checkpoint=last)
         rows = read_metrics(out) if _is_main() else []
         if trainer.nan_step is None and not any(r['step'] == trainer.state.global_step and 'val_loss' in r for r in rows):
