@@ -14,9 +14,9 @@ PowerSampler = _power.PowerSampler  # the trainers import it from here: chatmimi
 
 # %% auto #0
 __all__ = ['PowerSampler', 'DEVICES_YAML', 'STUDY_TABLE4', 'energy_cost_eur', 'cloud_cost_eur', 'study_memory_bytes',
-           'read_devices', 'hardware_table', 'load_devices', 'markdown_table', 'flops_per_token', 'measure_peak_flops',
-           'match_device', 'run_cost', 'table4', 'run_table', 'what_if', 'format_what_if', 'plot_power', 'cost_report',
-           'add_cost_args', 'cost_main']
+           'read_devices', 'hardware_table', 'load_devices', 'markdown_table', 'flops_per_token', 'count_params',
+           'n_params_of', 'model_shape', 'measure_peak_flops', 'match_device', 'run_cost', 'table4', 'run_table',
+           'what_if', 'format_what_if', 'plot_power', 'cost_report', 'add_cost_args', 'cost_main']
 
 # %% ../nbs/05_cost_analysis.ipynb #c8cca89b
 def energy_cost_eur(avg_power_w:float, hours:float, eur_per_kwh:float) -> float:
@@ -87,11 +87,54 @@ def markdown_table(rows:list[list]) -> str:
     head, *body = rows
     return '\n'.join(['| ' + ' | '.join(map(cell, head)) + ' |', '|' + '---|' * len(head), *('| ' + ' | '.join(map(cell, r)) + ' |' for r in body)])
 
-# %% ../nbs/05_cost_analysis.ipynb #8843eed1
-def flops_per_token(n_params:float, trainable_params:float|None=None, kind:str='full') -> tuple[float, str]:
-    "Model FLOPs per trained token and the formula: 6N for full training, 4 N_frozen + 6 N_adapter for (Q)LoRA."
-    if kind == 'full' or not trainable_params or trainable_params >= n_params: return 6 * n_params, '6N'
-    return 4 * (n_params - trainable_params) + 6 * trainable_params, '4 N_frozen + 6 N_adapter'
+# %% ../nbs/05_cost_analysis.ipynb #8e7ff1a0
+def flops_per_token(n_params:float, trainable_params:float|None=None, kind:str='full', layers:int|None=None, width:int|None=None,
+                    context:int|None=None) -> tuple[float, str]:
+    "Model FLOPs per trained token and the formula: 6N for full training, 4 N_frozen + 6 N_adapter for (Q)LoRA, plus 12 L d T for attention when known."
+    if kind == 'full' or not trainable_params or trainable_params >= n_params: f, s = 6 * n_params, '6N'
+    else: f, s = 4 * (n_params - trainable_params) + 6 * trainable_params, '4 N_frozen + 6 N_adapter'
+    if layers and width and context: f, s = f + 12 * layers * width * context, s + ' + 12 L d T'
+    return f, s
+
+def _read_json(p):
+    try: return json.loads(Path(p).read_text(encoding='utf-8'))
+    except OSError: return None
+    except ValueError: raise user_error(p, 'is not valid JSON', 'rerun the stage that wrote it')
+
+def count_params(config_dir) -> int:
+    "Parameters of the causal LM a config folder describes, counted on PyTorch's meta device (no weights are loaded)."
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    with torch.device('meta'): m = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(config_dir)))
+    return sum(p.numel() for p in m.parameters())
+
+def n_params_of(run_dir, m:dict) -> tuple[float, str]:
+    "The run's parameter count and where it comes from: metrics.json, or for a 4-bit base (whose packed weights count half) the base's config."
+    d, n = Path(run_dir), m.get('n_params') or 0
+    meta = _read_json(d/'model'/'chatmimic.json') or {}
+    base = Path(str(meta.get('base') or '-'))
+    if meta.get('load_in_4bit') and (base/'config.json').is_file():
+        full = count_params(base) + (m.get('trainable_params') or 0)
+        if full > n: return full, f"the base's config ({full:,} = base + adapter; metrics.json's {n:,} counts 4-bit weights packed two to a byte)"
+    return n, 'metrics.json'
+
+def model_shape(run_dir) -> dict|None:
+    "Layers, attention width and context of a run's model, from its config (the base's for an adapter) and params.yaml; None if not there."
+    d = Path(run_dir)
+    meta = _read_json(d/'model'/'chatmimic.json') or {}
+    for p in (d/'model'/'config.json', Path(str(meta.get('base') or '-'))/'config.json', d/'base'/'config.json'):
+        cfg = _read_json(p) if p.is_file() else None
+        if cfg: break
+    else: return None
+    cfg = cfg.get('text_config', cfg)  # multimodal configs (Gemma 3) nest the language model's
+    layers = cfg.get('num_hidden_layers') or cfg.get('n_layer')
+    heads, hd = cfg.get('num_attention_heads') or cfg.get('n_head'), cfg.get('head_dim')
+    width = heads * hd if heads and hd else cfg.get('hidden_size') or cfg.get('n_embd')
+    context = meta.get('block_size')
+    if not context and (d/'params.yaml').exists():
+        import yaml
+        context = (yaml.safe_load((d/'params.yaml').read_text()) or {}).get('block_size')
+    return dict(layers=layers, width=width, context=context) if layers and width and context else None
 
 def measure_peak_flops(device:str='cpu', dtype:str='fp32', n:int=1024, seconds:float=0.3) -> float:
     "This machine's matmul peak: the best n x n matmul rate (2n³ FLOP each) over `seconds` s on `device`."
@@ -117,12 +160,7 @@ def _peak_of(spec, precision):
     pk = (spec or {}).get('peak_flops') or {}
     return pk.get(precision if precision in ('fp32', 'fp16', 'bf16', 'tf32') else 'fp32')
 
-# %% ../nbs/05_cost_analysis.ipynb #2291b3b5
-def _read_json(p):
-    try: return json.loads(Path(p).read_text(encoding='utf-8'))
-    except OSError: return None
-    except ValueError: raise user_error(p, 'is not valid JSON', 'rerun the stage that wrote it')
-
+# %% ../nbs/05_cost_analysis.ipynb #ec4d8844
 def run_cost(run_dir, devices:dict|None=None, eur_per_kwh:float|None=None, peak_flops:float|None=None, cpu_peak:float|None=None) -> dict:
     "Time, power, energy, cost, tokens per joule, € per million tokens and MFU of one trainer run folder."
     d = Path(run_dir)
@@ -135,7 +173,7 @@ def run_cost(run_dir, devices:dict|None=None, eur_per_kwh:float|None=None, peak_
     wall_s = m.get('wall_seconds') or pw.get('seconds') or train_s + eval_s
     tokens, e = m.get('tokens') or 0, pw.get('energy_j')
     c = dict(run=str(d), name=d.name, kind=m.get('kind'), model=m.get('model'), device=m.get('device'), precision=m.get('precision'),
-             steps=m.get('steps'), tokens=tokens, n_params=m.get('n_params'), trainable_params=m.get('trainable_params'),
+             steps=m.get('steps'), tokens=tokens, trainable_params=m.get('trainable_params'),
              train_s=train_s, eval_s=eval_s, wall_s=wall_s, hours=wall_s / 3600, eval_share=eval_s / (train_s + eval_s) if train_s + eval_s else None,
              tokens_per_s=tokens / train_s if train_s else None,
              sensor=pw.get('sensor', 'none'), reason=pw.get('reason'), samples=pw.get('samples', 0), mean_w=pw.get('mean_w'),
@@ -146,14 +184,15 @@ def run_cost(run_dir, devices:dict|None=None, eur_per_kwh:float|None=None, peak_
     c['cost_eur'] = c['energy_kwh'] * price if e is not None and price is not None else None
     c['tokens_per_j'] = tokens / e if e else None
     c['eur_per_mtok'] = c['cost_eur'] / (tokens / 1e6) if c['cost_eur'] is not None and tokens else None
-    fpt, formula = flops_per_token(m.get('n_params') or 0, m.get('trainable_params'), m.get('kind') or 'full')
+    shape, (n, n_src) = model_shape(d) or {}, n_params_of(d, m)
+    fpt, formula = flops_per_token(n, m.get('trainable_params'), m.get('kind') or 'full', **shape)
     processed = tokens / (1 - (m.get('padding_share') or 0))  # the hardware also computes the padding
     key = match_device(c['device'], devices)
     if peak_flops: peak, src = peak_flops, 'given'
     elif key and _peak_of(devices['devices'][key], c['precision']): peak, src = _peak_of(devices['devices'][key], c['precision']), f'{key} spec sheet ({c["precision"]})'
     elif (c['device'] or '').startswith('cpu') and cpu_peak: peak, src = cpu_peak, 'measured here (matmul benchmark; the run is assumed to have run on this CPU)'
     else: peak, src = None, f'no peak FLOP/s known for device {c["device"]!r}: add it to the devices file or pass one'
-    c.update(device_key=key, flops_per_token=fpt, flops_formula=formula, model_flops=fpt * processed, peak_flops=peak, peak_source=src,
+    c.update(n_params=n, n_params_source=n_src, device_key=key, model_shape=shape or None, flops_per_token=fpt, flops_formula=formula, model_flops=fpt * processed, peak_flops=peak, peak_source=src,
              achieved_flops=fpt * processed / train_s if train_s else None)
     c['mfu'] = c['achieved_flops'] / peak if peak and c['achieved_flops'] else None
     return c
@@ -177,7 +216,7 @@ def table4(cols:dict, eur_per_kwh:float, speedup:float, eur_per_h:float, billed_
 
 STUDY_TABLE4 = {'Full': dict(avg_power_w=179.5, hours=13.05), 'QLoRA': dict(avg_power_w=180.7, hours=14.72)}  # the study's published inputs
 
-# %% ../nbs/05_cost_analysis.ipynb #d8e7985b
+# %% ../nbs/05_cost_analysis.ipynb #92cae6da
 def _f(v, fmt, none='—'): return none if v is None else format(v, fmt)
 
 def run_table(costs:list[dict]) -> list[list]:
@@ -198,11 +237,13 @@ def run_table(costs:list[dict]) -> list[list]:
             row('Tokens per second', lambda c: _f(c['tokens_per_s'], ',.0f')),
             row('Tokens per joule', lambda c: ns(c) or f"{c['tokens_per_j']:.3g}"),
             row('€ per million training tokens', lambda c: ns(c) or _f(c['eur_per_mtok'], '.3g')),
+            row('Parameters (all / trained)', lambda c: f"{c['n_params']:,.0f} / {c['trainable_params'] or 0:,}" + ('' if c['n_params_source'] == 'metrics.json' else " (from the base's config)")),
             row('Model FLOPs per token', lambda c: f"{c['flops_per_token']:.3g} ({c['flops_formula']})"),
+            row('Achieved model FLOP/s', lambda c: _f(c['achieved_flops'], '.3g')),
             row('Peak FLOP/s', lambda c: f"{c['peak_flops']:.3g} ({c['peak_source']})" if c['peak_flops'] else c['peak_source']),
             row('MFU', lambda c: _f(c['mfu'], '.2%'))]
 
-# %% ../nbs/05_cost_analysis.ipynb #8fbd066a
+# %% ../nbs/05_cost_analysis.ipynb #a489ed16
 def what_if(c:dict, devices:dict|None=None, device:str|None=None, speedup:float|None=None, eur_per_kwh:float|None=None,
             eur_per_h:float|None=None, n_params:float|None=None, power_w:float|None=None) -> dict:
     "Time, energy and cost of run `c` (a `run_cost` dict) on another device, at another price, or for a bigger model; with its assumptions."
@@ -213,7 +254,7 @@ def what_if(c:dict, devices:dict|None=None, device:str|None=None, speedup:float|
     if n_params:
         tr = c['trainable_params'] and c['trainable_params'] * n_params / c['n_params']  # an adapter of the same share
         f_old, formula = flops_per_token(c['n_params'], c['trainable_params'], c['kind'] or 'full')
-        scale = flops_per_token(n_params, tr, c['kind'] or 'full')[0] / f_old
+        scale = flops_per_token(n_params, tr, c['kind'] or 'full')[0] / f_old  # the weights' FLOPs; attention's grow with width, not N
         hours *= scale
         a.append(f"{n_params:,.0f} parameters: FLOPs per token x{scale:.3g} ({formula}); same tokens, same utilisation; memory not checked")
     if speedup is None and device is not None:
