@@ -340,7 +340,7 @@ def cost_report(costs:list[dict], out_dir, devices:dict, eur_per_kwh:float, spee
     plt.close(plot_power(costs, out/'power.png'))
     return tables
 
-# %% ../nbs/05_cost_analysis.ipynb #3bfe2630
+# %% ../nbs/05_cost_analysis.ipynb #c88cf96a
 def add_cost_args(p:argparse.ArgumentParser):
     "The arguments of `chatmimic cost`."
     p.add_argument('runs', nargs='+', metavar='RUN_DIR', help='trainer run folders (written by chatmimic train-full or train-qlora)')
@@ -360,9 +360,9 @@ def cost_main(args) -> list[dict]:
     price = args.eur_per_kwh or dev.get('eur_per_kwh') or 0.2790
     for r in args.runs:
         if not Path(r).is_dir(): raise user_error(r, 'is not a folder', 'pass a trainer run folder (written by chatmimic train-full or train-qlora)')
-    first = [run_cost(r, dev, price, args.peak_flops) for r in args.runs]
-    cpu = measure_peak_flops('cpu') if not args.peak_flops and any((c['device'] or '').startswith('cpu') for c in first) else None
-    costs = [run_cost(r, dev, price, args.peak_flops, cpu) for r in args.runs] if cpu else first
+    on_cpu = any(str((_read_json(Path(r)/'metrics.json') or {}).get('device') or '').startswith('cpu') for r in args.runs)
+    cpu = measure_peak_flops('cpu', seconds=0.5) if on_cpu and not args.peak_flops else None  # this CPU's peak, for runs made on it
+    costs = [run_cost(r, dev, price, args.peak_flops, cpu) for r in args.runs]
     print(markdown_table(run_table(costs)))
     print(markdown_table(table4({c['name']: dict(avg_power_w=c['mean_w'], hours=c['hours'], energy_kwh=c['energy_kwh']) for c in costs},
                                 price, args.cloud_speedup, args.cloud_eur_per_h)))

@@ -141,7 +141,7 @@ def read_power_csv(path) -> list[dict]:
     num = lambda v: None if v in ('', None) else float(v)
     with open(p, newline='') as f: return [{k: (v if k in ('phase', 'time_utc') else num(v)) for k, v in r.items()} for r in csv.DictReader(f)]
 
-# %% ../nbs/05a_power.ipynb #fb99fb9c
+# %% ../nbs/05a_power.ipynb #d34a36f0
 class PowerSampler:
     "Power beside a training run: a background thread samples every `interval` s; power.csv as it samples, power.json at the end."
     def __init__(self, out_dir=None, interval:float=1.0, sensor:str='auto', rapl_root='/sys/class/powercap', phase:str='train', resume:bool=False):
@@ -163,7 +163,9 @@ class PowerSampler:
         if s.get('sensor') != (self.sensor.name if self.sensor else 'none'): return None  # another machine: start afresh
         if self.sensor is None: return s, []
         c = self.out_dir/'power.csv'
-        if not c.exists() or c.open().readline().strip() != ','.join(self._header()): return None
+        if not c.exists(): return None
+        with open(c, newline='') as f:
+            if f.readline().strip() != ','.join(self._header()): return None  # sampled another way: start afresh
         return s, [{k: r[k] for k in ('t_s', 'phase', 'power_w', 'energy_j', 'util_pct')} for r in read_power_csv(c)]
 
     def start(self):
@@ -224,6 +226,7 @@ class PowerSampler:
     def stop(self) -> dict:
         "Stop sampling, write power.json (atomically) and return the summary."
         if self.summary is not None: return self.summary
+        if self.t0 is None: self.start()  # stopped before it started: an empty record, not an error
         if self._thread is not None: self._stop.set(); self._thread.join(); self.sample()
         seconds = time.monotonic() - self.t0 + self._t_off
         if self.sensor is not None: self.sensor.close()
