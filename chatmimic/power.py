@@ -13,7 +13,7 @@ from .core import UserError, atomic_write
 # %% auto #0
 __all__ = ['NoSensor', 'NvmlSensor', 'RaplSensor', 'open_sensor', 'power_summary', 'read_power_csv', 'PowerSampler', 'tiny_run']
 
-# %% ../nbs/05a_power.ipynb #34ddd5c1
+# %% ../nbs/05a_power.ipynb #b00e421a
 class NoSensor(Exception):
     "A power sensor that cannot be used here; the message says why."
 
@@ -38,7 +38,8 @@ class NvmlSensor:
             pynvml.nvmlShutdown()
             raise NoSensor('NVML: no GPU' if not n else 'NVML: the GPU does not report its power draw')
         self.counter = all(_nv(pynvml.nvmlDeviceGetTotalEnergyConsumption, h) is not None for h in self.handles)  # Volta and newer
-        self.devices = [dict(index=i, name=_nv(pynvml.nvmlDeviceGetName, h),
+        name = lambda h: (n.decode() if isinstance(n := _nv(pynvml.nvmlDeviceGetName, h), bytes) else n)  # bytes before nvidia-ml-py 11.5
+        self.devices = [dict(index=i, name=name(h),
                              power_limit_w=(_nv(pynvml.nvmlDeviceGetEnforcedPowerLimit, h) or 0) / 1000 or None,
                              memory_mib=(m.total / 2**20) if (m := _nv(pynvml.nvmlDeviceGetMemoryInfo, h)) else None)
                         for i, h in enumerate(self.handles)]

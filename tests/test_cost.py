@@ -23,7 +23,7 @@ class FakeNVML(types.ModuleType):
     def nvmlShutdown(self): self.shut = True
     def nvmlDeviceGetCount(self): return self.n
     def nvmlDeviceGetHandleByIndex(self, i): return i
-    def nvmlDeviceGetName(self, h): return 'NVIDIA Fake 9000'
+    def nvmlDeviceGetName(self, h): return b'NVIDIA Fake 9000' if h else 'NVIDIA Fake 9000'  # old bindings return bytes
     def nvmlDeviceGetEnforcedPowerLimit(self, h): return 300_000
     def nvmlDeviceGetPowerUsage(self, h): return int(self.watts * 1000)  # mW
     def nvmlDeviceGetTotalEnergyConsumption(self, h):  # mJ since the "driver" loaded: `watts` the whole time
