@@ -16,8 +16,9 @@ from .core import STAGES, STAGE_NOTEBOOKS, UserError, user_error, read_config, s
 __all__ = ['RUN_KEYS', 'TRAINERS', 'OUT_DIRS', 'SWEEP_KEYS', 'notebook_params', 'default_nbs', 'as_number', 'parse_overrides',
            'merge_config', 'stage_paths', 'selected_stages', 'resolve', 'StageFailed', 'private_umask', 'render_html',
            'kernel_manager_class', 'run_stage', 'digest', 'run_pipeline', 'write_run_json', 'collect_metrics',
-           'flatten', 'report_files', 'write_report', 'read_sweep', 'sweep_points', 'point_names', 'point_config',
-           'summarize', 'plot_summary', 'run_sweep', 'add_run_args', 'run_main', 'add_sweep_args', 'sweep_main']
+           'flatten', 'report_files', 'first_table', 'write_report', 'read_sweep', 'sweep_points', 'point_names',
+           'point_config', 'summarize', 'plot_summary', 'run_sweep', 'add_run_args', 'run_main', 'add_sweep_args',
+           'sweep_main']
 
 # %% ../nbs/06_pipeline.ipynb #2c3f5351
 def notebook_params(path) -> dict:
@@ -167,7 +168,7 @@ def run_stage(src, out, params:dict, cwd, progress:bool=False) -> float:
     except pm.PapermillExecutionError as e:
         render_html(out)
         why = f'{e.ename}: {e.evalue}' if e.ename == 'UserError' else e.ename  # other exception texts may quote messages
-        raise StageFailed(f"{Path(src).stem} failed at cell {e.exec_count} ({why}); see {out} (saved up to that cell)")
+        raise StageFailed(f"{Path(src).stem} failed in cell [{e.exec_count}] ({why}); see {out} (saved up to that cell)")
     render_html(out)
     return time.perf_counter() - t0
 
@@ -197,7 +198,7 @@ def run_pipeline(config, overrides=(), name:str|None=None, runs_dir='runs', forc
             if s not in params and s not in missing: log(f'{head}: not among the stages of this config, skipped'); continue
             if s in missing: log(f'{head}: {nb}.ipynb is not in {nbs}, skipped'); state[s] = 'missing'; continue
             if 'runs' in params[s] and not params[s]['runs']: log(f'{head}: no trainer stage in this run, skipped'); state[s] = 'no input'; continue
-            d, marker = digest(params[s]), _done(run, s)
+            d, marker = digest({**params[s], '(notebook)': hashlib.sha256((nbs/f'{nb}.ipynb').read_bytes()).hexdigest()}), _done(run, s)
             if not again and marker.exists() and json.loads(marker.read_text()).get('digest') == d:
                 log(f'{head}: done earlier with the same parameters, kept'); state[s] = 'kept'; continue
             again = True; marker.unlink(missing_ok=True)
@@ -249,9 +250,14 @@ def flatten(d:dict, pre:str='') -> dict:
 def report_files(run) -> dict:
     "Where a run's results are: loss curves, figures, and the compare and cost tables (Markdown)."
     run = Path(run)
-    return {'loss curves': sorted(run.glob('train_*/loss.png')),
+    return {'loss curves': sorted(run.glob('train_*/loss.png')) + sorted(run.glob('compare/loss.png')),
             'figures': sorted(p for p in run.glob('*/*.png') if p.name != 'loss.png'),
             'comparison tables': sorted(run.glob('compare/*.md')), 'cost tables': sorted(run.glob('cost/*.md'))}
+
+def first_table(md) -> str:
+    "The first Markdown table of file `md` (its numbers; the rest, such as generated replies, stays in the file)."
+    rows = list(itertools.takewhile(lambda l: l.startswith('|'), itertools.dropwhile(lambda l: not l.startswith('|'), Path(md).read_text(encoding='utf-8').splitlines())))
+    return '\n'.join(rows) or '(no table)'
 
 def write_report(run, m:dict) -> Path:
     "`report.md` of run folder `run`: stages, final numbers, figures and tables, linked relative to the folder."
@@ -270,11 +276,11 @@ def write_report(run, m:dict) -> Path:
     for title, key in (('Loss curves', 'loss curves'), ('Figures', 'figures')):
         if f[key]: lines += ['', f'## {title}', ''] + [f'![{rel(p)}]({rel(p)})' for p in f[key]]
     for title, key in (('Comparison', 'comparison tables'), ('Cost', 'cost tables')):
-        for p in f[key]: lines += ['', f'## {title}: `{rel(p)}`', '', Path(p).read_text(encoding='utf-8').strip()]
+        for p in f[key]: lines += ['', f'## {title}', '', first_table(p), '', f'The whole of it: [{rel(p)}]({rel(p)}).']
     with atomic_write(run/'report.md') as fh: fh.write('\n'.join(lines) + '\n')
     return run/"report.md"
 
-# %% ../nbs/06_pipeline.ipynb #070e8013
+# %% ../nbs/06_pipeline.ipynb #2025edc6
 SWEEP_KEYS = ('base', 'name', 'grid', 'points', 'set', 'jobs', 'metrics')
 
 def read_sweep(path) -> dict:
@@ -315,7 +321,7 @@ def point_config(s:dict, point:dict) -> dict:
     cfg.pop('name', None)
     return cfg
 
-# %% ../nbs/06_pipeline.ipynb #7efabec1
+# %% ../nbs/06_pipeline.ipynb #ae44f52c
 def summarize(sweep_dir, names:list[str], points:list[dict], metrics=None) -> list[dict]:
     "The summary of a sweep: one row per point (its values, status, final metrics); writes summary.csv, .md and .png."
     sweep_dir, rows = Path(sweep_dir), []
@@ -346,7 +352,7 @@ def plot_summary(rows:list[dict], cols:list[str], path):
     with atomic_write(path, 'wb') as f: fig.savefig(f, format='png', dpi=100)
     plt.close(fig)
 
-# %% ../nbs/06_pipeline.ipynb #ae44f52c
+# %% ../nbs/06_pipeline.ipynb #78cf4cab
 def run_sweep(path, runs_dir='runs', jobs:int|None=None, force:bool=False, nbs=None, log=print) -> list[dict]:
     "Run every point of the sweep file `path` (at most `jobs` at once); returns the summary rows."
     s = read_sweep(path)
@@ -379,7 +385,7 @@ def run_sweep(path, runs_dir='runs', jobs:int|None=None, force:bool=False, nbs=N
     if failed: raise StageFailed(f"{len(failed)} of {len(rows)} points did not finish ({', '.join(failed)}); see run.log in each point's folder under {sweep_dir}")
     return rows
 
-# %% ../nbs/06_pipeline.ipynb #41c88ccb
+# %% ../nbs/06_pipeline.ipynb #1172eed3
 def _common(p:argparse.ArgumentParser):
     p.add_argument('--runs-dir', default='runs', help='where run folders go (default runs/)')
     p.add_argument('--force', action='store_true', help='rerun every stage, even those finished earlier with the same parameters')
