@@ -1,0 +1,160 @@
+"QLoRA trainer: the study's parameter count, the stop token in the labels, adapters that reload identically, merge, GGUF, resume after SIGKILL."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest, torch
+from conftest import run_chatmimic, assert_user_error, CHATMIMIC
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def gemma_ds():
+    "The demo dataset with the Gemma 3 270M tokenizer and its chat template (built once, cached)."
+    from chatmimic.train import demo_dataset
+    return demo_dataset(tokenizer='gemma3-270m', template='model', block_size=128)
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory, gemma_ds):
+    "A tiny random Gemma 3 with the Gemma tokenizer's vocabulary, saved as a plain folder."
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+    from chatmimic.train import load_prepared
+    tok = load_prepared(gemma_ds)[2]
+    d = tmp_path_factory.mktemp('tiny')/'gemma3'
+    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                           num_key_value_heads=1, head_dim=32, max_position_embeddings=256, sliding_window=64)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def test_dry_run_prints_the_study_count():
+    r = run_chatmimic('train-qlora', '--model', 'google/gemma-2b', '--block-size', '1024', '--dry-run')
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert '39,223,296 trainable' in out and '2,506,172,416' in out
+    assert 'q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj' in out and 'NF4' in out
+    lines = {l.split('GiB')[0].rsplit(None, 1)[0].strip(): l for l in out.splitlines() if 'GiB ' in l}
+    assert any(k.startswith('this run (gradient checkpointing)') and ' fits ' in v for k, v in lines.items()), out
+    assert any(k.startswith('full fine-tuning') and 'does NOT fit' in v for k, v in lines.items()), out
+
+
+@pytest.mark.skipif(not (ROOT/'configs'/'paper.yaml').exists(), reason='configs/paper.yaml not written yet')
+def test_dry_run_paper_config():
+    r = run_chatmimic('train-qlora', '--config', ROOT/'configs'/'paper.yaml', '--dry-run', cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert 'google/gemma-2b' in r.stdout and '39,223,296 trainable' in r.stdout and 'block 1024' in r.stdout, r.stdout
+
+
+def test_unsloth_without_gpu_is_a_user_error(tmp_path):
+    if torch.cuda.is_available(): pytest.skip('a GPU is present')
+    r = run_chatmimic('train-qlora', '--backend', 'unsloth', '--out', tmp_path/'run', '--max-steps', '1')
+    assert r.returncode == 2 and 'needs a CUDA GPU' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_labels_train_end_of_turn(gemma_ds):
+    "Every response's last trained label is <end_of_turn>, also after packing; a lost terminator is caught."
+    from chatmimic.train import load_prepared, pack_dataset
+    from chatmimic.train_qlora import ends_with_stop
+    dsd, stats, tok = load_prepared(gemma_ds)
+    stop = stats['stop_token_id']
+    assert tok.convert_ids_to_tokens(stop) == '<end_of_turn>'
+    assert all(ends_with_stop(dsd[s], stop) for s in dsd)
+    packed = pack_dataset(dsd['train'], 256)
+    for r in packed:
+        ends = torch.cumsum(torch.tensor(r['lengths']), 0) - 1
+        assert all(r['labels'][int(e)] == stop for e in ends)
+    broken = dsd['train'].select(range(3)).map(lambda r: {'labels': r['labels'][:-1] + [-100]})
+    assert not ends_with_stop(broken, stop)
+
+
+def test_train_reload_merge(tiny, gemma_ds, tmp_path):
+    "A 4-bit QLoRA run on a tiny Gemma 3: safetensors adapter, identical outputs after reload, merged model close to it."
+    from transformers import AutoModelForCausalLM
+    import bitsandbytes as bnb
+    from chatmimic.train_qlora import QLoRAConfig, run_qlora, load_qlora, merge
+    from chatmimic.train import load_prepared
+    out = tmp_path/'run'
+    cfg = QLoRAConfig(dataset=str(gemma_ds), out_dir=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=3,
+                      eval_every=0, save_every=0, log_every=1, progress=False, gradient_checkpointing=True, backend='peft', lora_rank=8)
+    model, tok, m = run_qlora(cfg, val_examples=4, quiet=True)
+    assert isinstance(model.base_model.model.model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear4bit)
+    assert m['kind'] == 'qlora' and m['stop'] == 'done' and m['steps'] == 3 and m['val_loss'] < m['val_loss_start']
+    assert (out/'model'/'adapter_model.safetensors').exists() and not (out/'model'/'adapter_model.bin').exists()
+    info = json.loads((out/'model'/'chatmimic.json').read_text())
+    assert info['load_in_4bit'] and info['backend'] == 'peft' and info['backend_reason']
+    assert json.loads((out/'plan.json').read_text())['trainable_params'] == m['trainable_params']
+    x = torch.tensor([load_prepared(gemma_ds)[0]['test'][0]['input_ids']])
+    model.eval()
+    with torch.no_grad(): ref = model(input_ids=x).logits
+    back, _, _ = load_qlora(out)
+    with torch.no_grad(): assert torch.equal(back(input_ids=x).logits, ref)
+    base, _, _ = load_qlora(out, 'base')
+    with torch.no_grad(): assert not torch.equal(base(input_ids=x).logits, ref)  # the adapter changed something
+    mm = AutoModelForCausalLM.from_pretrained(merge(out)).eval()
+    assert not hasattr(mm.config, 'quantization_config') or mm.config.quantization_config is None
+    with torch.no_grad(): got = mm(input_ids=x).logits
+    assert (got - ref).abs().max() < 1e-3 * ref.abs().max()
+
+
+def test_nan_stops_the_run(tiny, gemma_ds, tmp_path):
+    "The shared NaN stop also ends a QLoRA run, with one clear error."
+    from chatmimic.train import train, load_prepared, NonFiniteLoss
+    from chatmimic.train_qlora import QLoRAConfig, load_qlora_model
+    cfg = QLoRAConfig(dataset=str(gemma_ds), out_dir=str(tmp_path/'run'), model=str(tiny), grad_accum=1, max_steps=3, eval_every=0,
+                      save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4)
+    model = load_qlora_model(cfg)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if 'lora_B' in n: p.fill_(float('nan'))
+    dsd, stats, tok = load_prepared(gemma_ds)
+    dsd['validation'] = dsd['validation'].select(range(2))
+    with pytest.raises(NonFiniteLoss, match='NaN or infinite'): train(model, tok, dsd, stats, cfg, dict(kind='qlora', base=str(tiny), load_in_4bit=True))
+    assert json.loads((tmp_path/'run'/'metrics.json').read_text())['stop'] == 'nan'
+
+
+def test_resume_after_sigkill(tiny, gemma_ds, tmp_path):
+    "Killed with SIGKILL after a checkpoint, `--resume` continues from it and finishes the same number of steps."
+    out = tmp_path/'run'
+    args = ['train-qlora', '--dataset', gemma_ds, '--out', out, '--model', tiny, '--max-steps', '40', '--set', 'grad_accum=1',
+            '--set', 'save_every=2', '--set', 'eval_every=0', '--set', 'gradient_checkpointing=false', '--set', 'lora_rank=4', '-q']
+    p = subprocess.Popen([str(CHATMIMIC), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    t0 = time.time()
+    while not list((out/'checkpoints').glob('checkpoint-4')) and p.poll() is None and time.time() - t0 < 300: time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert not (out/'metrics.json').exists(), 'the run finished before it was killed'
+    done = sorted(int(c.name.split('-')[1]) for c in (out/'checkpoints').glob('checkpoint-*'))
+    assert done and done[-1] >= 4
+    r = run_chatmimic(*args, '--resume')
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((out/'metrics.json').read_text())
+    assert m['steps'] == 40 and m['resumed_from'].startswith('checkpoint-')
+    assert int(m['resumed_from'].split('-')[1]) >= done[-1]
+    steps = [json.loads(l)['step'] for l in (out/'metrics.jsonl').read_text().splitlines() if 'train_loss' in json.loads(l)]
+    assert steps == sorted(set(steps)) and steps[-1] == 40
+
+
+def _converter():
+    d = os.environ.get('LLAMA_CPP_DIR')
+    return d if d and (Path(d)/'convert_hf_to_gguf.py').exists() else None
+
+
+@pytest.mark.skipif(_converter() is None, reason="llama.cpp's convert_hf_to_gguf.py not found (set LLAMA_CPP_DIR)")
+def test_gguf_export_loads_back(tiny, gemma_ds, tmp_path):
+    "The merged model exported to GGUF by llama.cpp's converter loads back in transformers with the same logits."
+    from transformers import AutoModelForCausalLM
+    from chatmimic.train_qlora import QLoRAConfig, run_qlora, merge, export_gguf
+    from chatmimic.train import load_prepared
+    out = tmp_path/'run'
+    cfg = QLoRAConfig(dataset=str(gemma_ds), out_dir=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=1,
+                      eval_every=0, save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4)
+    run_qlora(cfg, val_examples=2, quiet=True)
+    mdir = merge(out)
+    g = export_gguf(mdir, outtype='f32', llama_cpp=_converter())
+    assert g.exists() and 'FROM ./model-f32.gguf' in g.with_suffix('.Modelfile').read_text()
+    x = torch.tensor([load_prepared(gemma_ds)[0]['test'][0]['input_ids']])
+    a = AutoModelForCausalLM.from_pretrained(mdir).eval()
+    b = AutoModelForCausalLM.from_pretrained(g.parent, gguf_file=g.name).eval()
+    with torch.no_grad(): assert torch.allclose(a(input_ids=x).logits, b(input_ids=x).logits, atol=1e-4)
