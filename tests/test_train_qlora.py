@@ -36,9 +36,10 @@ def test_dry_run_prints_the_study_count():
     out = r.stdout
     assert '39,223,296 trainable' in out and '2,506,172,416' in out
     assert 'q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj' in out and 'NF4' in out
-    lines = {l.split('GiB')[0].rsplit(None, 1)[0].strip(): l for l in out.splitlines() if 'GiB ' in l}
-    assert any(k.startswith('this run (gradient checkpointing)') and ' fits ' in v for k, v in lines.items()), out
-    assert any(k.startswith('full fine-tuning') and 'does NOT fit' in v for k, v in lines.items()), out
+    lines = [l.strip() for l in out.splitlines()]
+    assert any(l.startswith('this run (micro batch 1, gradient checkpointing)') and ' fits ' in l for l in lines), out
+    assert any(l.startswith('this run (micro batch 1, no gradient checkpointing)') and 'does NOT fit' in l for l in lines), out
+    assert any(l.startswith('full fine-tuning (micro batch 1)') and 'does NOT fit' in l for l in lines), out
 
 
 @pytest.mark.skipif(not (ROOT/'configs'/'paper.yaml').exists(), reason='configs/paper.yaml not written yet')
@@ -46,6 +47,9 @@ def test_dry_run_paper_config():
     r = run_chatmimic('train-qlora', '--config', ROOT/'configs'/'paper.yaml', '--dry-run', cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert 'google/gemma-2b' in r.stdout and '39,223,296 trainable' in r.stdout and 'block 1024' in r.stdout, r.stdout
+    lines = [l.strip() for l in r.stdout.splitlines()]
+    assert any(l.startswith('QLoRA (micro batch 1, gradient checkpointing)') or l.startswith('this run (micro batch 1, gradient checkpointing)') for l in lines if ' fits ' in l), r.stdout
+    assert any(l.startswith('full fine-tuning') and 'does NOT fit' in l for l in lines), r.stdout
 
 
 def test_unsloth_without_gpu_is_a_user_error(tmp_path):
