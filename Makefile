@@ -12,7 +12,7 @@ export WANDB_MODE=disabled
 export UNSLOTH_DISABLE_STATISTICS=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo docs test check-export check-clean check-readme readme nbtest pytest lab clean
+.PHONY: install demo docs figures test check-export check-clean check-readme readme nbtest pytest lab clean
 
 # Install once: torch through the constraints file first (the CPU wheel here, the user's own build elsewhere),
 # then the package with its dev extras. The stamp is remade only when the package metadata changes.
@@ -54,6 +54,15 @@ nbtest:
 
 pytest:
 	$(BIN)/python -m pytest -q tests
+
+# The README's figures come from the demo run, synthetic data only (docs.demo_run refuses a run of your own export):
+# make demo, then make figures, then commit images/.
+figures: $(STAMP)
+	$(BIN)/python -c "from chatmimic.docs import demo_run; import sys; sys.exit(0 if demo_run('runs/demo') else 'runs/demo: no complete demo run; run make demo first')"
+	mkdir -p images
+	cp runs/demo/train_gpt2_full/loss.png images/demo-loss-full.png
+	cp runs/demo/train_gemma_qlora/loss.png images/demo-loss-qlora.png
+	cp runs/demo/cost/power.png images/demo-power.png
 
 # JupyterLab on the project's kernel (.venv's python3 kernelspec): every notebook runs top to bottom on its defaults.
 lab: $(STAMP)

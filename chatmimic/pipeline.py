@@ -13,12 +13,12 @@ import yaml
 from .core import STAGES, STAGE_NOTEBOOKS, UserError, user_error, read_config, stage_params, atomic_write
 
 # %% auto #0
-__all__ = ['RUN_KEYS', 'TRAINERS', 'OUT_DIRS', 'SWEEP_KEYS', 'notebook_params', 'default_nbs', 'as_number', 'parse_overrides',
-           'merge_config', 'stage_paths', 'selected_stages', 'resolve', 'StageFailed', 'private_umask', 'render_html',
-           'kernel_manager_class', 'run_stage', 'digest', 'run_pipeline', 'write_run_json', 'collect_metrics',
-           'flatten', 'report_files', 'first_table', 'write_report', 'read_sweep', 'sweep_points', 'point_names',
-           'point_config', 'summarize', 'plot_summary', 'run_sweep', 'add_run_args', 'run_main', 'add_sweep_args',
-           'sweep_main']
+__all__ = ['RUN_KEYS', 'TRAINERS', 'OUT_DIRS', 'NEEDS', 'SWEEP_KEYS', 'notebook_params', 'default_nbs', 'as_number',
+           'parse_overrides', 'merge_config', 'stage_paths', 'selected_stages', 'resolve', 'StageFailed',
+           'private_umask', 'render_html', 'kernel_manager_class', 'run_stage', 'digest', 'run_pipeline',
+           'write_run_json', 'collect_metrics', 'flatten', 'report_files', 'first_table', 'write_report', 'read_sweep',
+           'sweep_points', 'point_names', 'point_config', 'summarize', 'plot_summary', 'run_sweep', 'add_run_args',
+           'run_main', 'add_sweep_args', 'sweep_main']
 
 # %% ../nbs/06_pipeline.ipynb #2c3f5351
 def notebook_params(path) -> dict:
@@ -179,6 +179,9 @@ def digest(params:dict) -> str:
 
 def _done(run, stage) -> Path: return Path(run)/f'{STAGE_NOTEBOOKS[stage]}.done'
 
+NEEDS = {'parse': (), 'prepare': ('parse',), 'train_gpt2_full': ('prepare',), 'train_gemma_qlora': ('prepare',),
+         'compare': tuple(TRAINERS), 'cost_analysis': tuple(TRAINERS)}  # the stages whose output each stage reads
+
 def run_pipeline(config, overrides=(), name:str|None=None, runs_dir='runs', force:bool=False, nbs=None,
                  progress:bool|None=None, log=print) -> Path:
     "Run the stage notebooks of `config` (a YAML path or dict) with `overrides` into `runs_dir/name`; returns the run folder."
@@ -192,16 +195,16 @@ def run_pipeline(config, overrides=(), name:str|None=None, runs_dir='runs', forc
         run.mkdir(parents=True, exist_ok=True); os.chmod(run, 0o700)
         with atomic_write(run/'params.yaml') as f:
             yaml.safe_dump({'name': name, 'config': str(path), 'overrides': list(overrides), 'stages': params, 'missing': missing}, f, sort_keys=False)
-        state, again = {}, force
+        state, ran = {}, set()
         for i, s in enumerate(STAGES, 1):
             nb, head = STAGE_NOTEBOOKS[s], f'[{i}/{len(STAGES)}] {s}'
             if s not in params and s not in missing: log(f'{head}: not among the stages of this config, skipped'); continue
             if s in missing: log(f'{head}: {nb}.ipynb is not in {nbs}, skipped'); state[s] = 'missing'; continue
             if 'runs' in params[s] and not params[s]['runs']: log(f'{head}: no trainer stage in this run, skipped'); state[s] = 'no input'; continue
             d, marker = digest({**params[s], '(notebook)': hashlib.sha256((nbs/f'{nb}.ipynb').read_bytes()).hexdigest()}), _done(run, s)
-            if not again and marker.exists() and json.loads(marker.read_text()).get('digest') == d:
+            if not force and not ran & set(NEEDS[s]) and marker.exists() and json.loads(marker.read_text()).get('digest') == d:
                 log(f'{head}: done earlier with the same parameters, kept'); state[s] = 'kept'; continue
-            again = True; marker.unlink(missing_ok=True)
+            ran.add(s); marker.unlink(missing_ok=True)
             log(f'{head}: running {nb}.ipynb')
             try: secs = run_stage(nbs/f'{nb}.ipynb', run/f'{nb}.ipynb', params[s], nbs, progress)
             except StageFailed:
