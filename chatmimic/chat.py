@@ -4,15 +4,15 @@
 
 # %% ../nbs/04a_chat.ipynb #23a2fcf4
 from __future__ import annotations
-import argparse, io, json, sys, time
-from pathlib import Path
+import argparse, json, sys, time
 
 from transformers import TextStreamer
 
 from .core import UserError, user_error
 from .parse import Message, iso_utc
 from .prepare import Template, render_example
-from .compare import run_info, load_run, _dataset_path, generate_reply, reply_messages
+from .compare import run_info, load_run, _dataset_path, generate_reply
+from .report import reply_messages
 
 # %% auto #0
 __all__ = ['chat_prompt', 'message', 'chat_loop', 'add_chat_args', 'chat_main']

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_compare.ipynb #23a2fcf4
 from __future__ import annotations
-import argparse, base64, gc, html, io, json, math, re, sys, time
+import argparse, contextlib, gc, json, math, sys, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -14,13 +14,13 @@ import torch
 from .core import UserError, user_error, atomic_write
 from .parse import format_table
 from .prepare import Template, prefix_mask
+from .report import language, reply_messages, prompt_text, reply_style, metric_rows, diff_rows, write_reports, plot_metrics
 
 # %% auto #0
-__all__ = ['LN2', 'PROMPT_LINES', 'STYLE_KEYS', 'CSS', 'CompareConfig', 'run_info', 'load_run', 'run_dataset', 'example_keys',
-           'pick_examples', 'toy_run', 'prefix_attention', 'score_examples', 'boot_idx', 'ratio', 'interval',
-           'loss_metrics', 'loss_difference', 'reply_ids', 'generate_reply', 'language', 'reply_messages',
-           'prompt_text', 'reply_style', 'style_metrics', 'side_by_side_html', 'metric_rows', 'diff_rows',
-           'write_reports', 'compare', 'plot_metrics', 'add_compare_args', 'compare_main', 'add_chat_args', 'chat_main']
+__all__ = ['LN2', 'CompareConfig', 'run_info', 'unpack_4bit', 'load_run', 'run_dataset', 'example_keys', 'pick_examples',
+           'toy_run', 'prefix_attention', 'score_examples', 'boot_idx', 'ratio', 'interval', 'loss_metrics',
+           'loss_difference', 'reply_ids', 'generate_reply', 'style_metrics', 'compare', 'add_compare_args',
+           'compare_main', 'add_chat_args', 'chat_main']
 
 # %% ../nbs/04_compare.ipynb #0b95a6ee
 @dataclass
@@ -28,16 +28,16 @@ class CompareConfig:
     "Every choice of the comparison, checked when it is made."
     runs: list                   # trainer run folders
     out_dir: str                 # where reports, figures and metrics go
-    n_examples: int = 24         # test examples scored per model; 0 = all
-    n_generate: int = 6          # test prompts every model answers
-    max_new_tokens: int = 40     # longest generated reply, tokens
+    n_examples: int = 12         # test examples scored per model; 0 = all
+    n_generate: int = 4          # test prompts every model answers
+    max_new_tokens: int = 24     # longest generated reply, tokens
     temperature: float = 0.8     # 0 = greedy
     top_p: float = 0.95          # nucleus sampling
     seed: int = 0                # example sample, sampling, bootstrap
     n_boot: int = 1000           # bootstrap resamples
     languages: list = field(default_factory=lambda: ['it', 'en'])  # [] = every language py3langid knows
     base: bool = True            # also evaluate each run's base model
-    dataset: str|None = None     # a prepared dataset to use instead of each run's own
+    dataset: str|list|None = None  # a prepared dataset to use instead of each run's own; a list: one per run ('' = its own)
 
     def __post_init__(self):
         def check(ok, what):
@@ -49,6 +49,8 @@ class CompareConfig:
         check(self.temperature >= 0, f'temperature {self.temperature!r} must not be negative.')
         check(0 < self.top_p <= 1, f'top_p {self.top_p!r} must be in (0, 1].')
         self.runs, self.languages = [str(r) for r in self.runs], list(self.languages or [])
+        check(not isinstance(self.dataset, (list, tuple)) or len(self.dataset) == len(self.runs),
+              f'{len(self.dataset or [])} datasets for {len(self.runs)} runs; pass one dataset, or one per run.')
 
 # %% ../nbs/04_compare.ipynb #10f6f67b
 def run_info(run) -> dict:
@@ -58,11 +60,30 @@ def run_info(run) -> dict:
     try: return json.loads(p.read_text())
     except ValueError as e: raise user_error(p, f'is not valid JSON ({e})', 'train the run again')
 
+def unpack_4bit(model) -> int:
+    "Replace bitsandbytes' 4-bit linear layers by float32 ones holding the same dequantized weights; returns how many."
+    try: import bitsandbytes as bnb
+    except ImportError: return 0
+    n = 0
+    for mod in list(model.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, bnb.nn.Linear4bit):
+                lin = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device=child.weight.device)
+                w, qs = child.weight.data, child.weight.quant_state
+                if getattr(qs, 'packing_format_for_cpu', False):  # repacked for bitsandbytes' bf16 CPU kernel by a forward: undone (bf16-lossy)
+                    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+                    w, qs = _convert_weight_packed_for_cpu_inverse(w, qs)
+                lin.weight.data = bnb.functional.dequantize_4bit(w, qs).float()
+                if child.bias is not None: lin.bias.data = child.bias.data.float()
+                setattr(mod, name, lin); n += 1
+    return n
+
 def load_run(run, which:str='model'):
     "(model, tokenizer, info) of a run folder: the fine-tuned model (`which='model'`) or its base before fine-tuning."
     run_info(run)
     from chatmimic.train import load_trained  # the trainers' own loader: full models and peft adapters, 4-bit where trained so
     model, tok, info = load_trained(run, which)
+    if model.device.type == 'cpu': unpack_4bit(model)  # bitsandbytes on a CPU dequantizes every weight at every token
     return model.eval(), tok, info
 
 def _dataset_path(run, info:dict, dataset=None) -> Path:
@@ -140,7 +161,7 @@ def score_examples(model, tok, rows, stop_id:int, mask:str='causal') -> dict:
         ids, P = list(r['input_ids']), r['prompt_len']
         T = len(ids)
         x = torch.tensor([ids], device=dev)
-        kw = dict(attention_mask=prefix_attention(model, P, T)) if mask == 'prefix' else {}
+        kw = dict(attention_mask=prefix_attention(model, P, T) if mask == 'prefix' else torch.ones_like(x))
         logits = model(input_ids=x, logits_to_keep=T - P + 1, **kw).logits[0, :-1].float()  # positions P-1 .. T-2 predict P .. T-1
         y, has = x[0, P:], torch.tensor(r['labels'][P:], device=dev) != -100
         lp = torch.log_softmax(logits, -1).gather(1, y[:, None])[:, 0]
@@ -210,39 +231,6 @@ def generate_reply(model, tok, ids:list[int], stop_id:int, max_new_tokens:int=40
     return dict(text=text, stopped=stopped, tokens=len(new))
 
 # %% ../nbs/04_compare.ipynb #8ff52012
-_IDENT = {}
-
-def language(text:str, languages=()) -> str|None:
-    "The language py3langid finds in `text` (among `languages` if given); None for text without letters."
-    if not any(c.isalpha() for c in text): return None
-    key = tuple(languages or ())
-    if key not in _IDENT:
-        from py3langid.langid import LanguageIdentifier, MODEL_FILE
-        _IDENT[key] = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        if key: _IDENT[key].set_languages(list(key))
-    return _IDENT[key].classify(text)[0]
-
-def reply_messages(text:str, head:str) -> list[str]:
-    "The messages of a reply: split where a line opens with the owner's speaker head, heads removed."
-    parts = re.split(r'(?m)^' + re.escape(head), text)
-    return [p.strip() for p in parts[1:]] if len(parts) > 1 else ([text.strip()] if text.strip() else [])
-
-def prompt_text(prompt:str, tpl:Template, chat:str, specials=()) -> str:
-    "The messages' text of a prompt, for the language identifier: no header, reply line, markup or speaker names."
-    t = prompt.replace(tpl.reply.format(chat=chat), '\n').replace(tpl.header.format(chat=chat), '\n')
-    for s in specials: t = t.replace(s, '\n')
-    t = re.sub(r'(?m)^(?:>>>|[^\n:]{1,60}:)', '', t)  # speaker heads ('Name:'; chatml's '>>>')
-    return t.replace('<media>', ' ')
-
-def reply_style(text:str, head:str, prompt_lang:str|None, languages=()) -> dict:
-    "Style numbers of one reply: messages, characters, emoji, and whether its language is the prompt's."
-    import emoji
-    msgs = reply_messages(text, head)
-    body = '\n'.join(msgs).replace('<media>', ' ')
-    return dict(messages=len(msgs), chars=sum(len(m) for m in msgs), emoji=emoji.emoji_count(body),
-                lang_match=float(prompt_lang is not None and language(body, languages) == prompt_lang))
-
-# %% ../nbs/04_compare.ipynb #fc29792d
 def style_metrics(st:dict, idx) -> dict:
     "Style numbers over replies (arrays of `reply_style` fields, `stopped`, `chrf`), each with its interval."
     out = dict(messages=interval(lambda m: m.mean(-1), [st['messages']], idx),
@@ -253,91 +241,7 @@ def style_metrics(st:dict, idx) -> dict:
     if 'chrf' in st: out['chrf'] = interval(lambda m: m.mean(-1), [st['chrf']], idx)
     return out
 
-# %% ../nbs/04_compare.ipynb #d4b19553
-PROMPT_LINES = 10  # lines of the prompt's end shown in a side-by-side table
-
-def _tail(text:str, n:int=PROMPT_LINES) -> str:
-    lines = text.rstrip('\n').split('\n')
-    return ('…\n' if len(lines) > n else '') + '\n'.join(lines[-n:])
-
-def _fmt(ci:dict, nd:int=3) -> str:
-    return '' if ci is None or not np.isfinite(ci['value']) else f"{ci['value']:.{nd}f} [{ci['lo']:.{nd}f}, {ci['hi']:.{nd}f}]"
-
-def side_by_side_html(g:dict, names:list[str]) -> str:
-    "One appendix-B table as HTML: the prompt's end, each model's reply, the real reply (all text escaped)."
-    e = lambda s: html.escape(s, quote=True)
-    head = ''.join(f'<th>{e(c)}</th>' for c in ['prompt', *names, 'real reply'])
-    cells = [_tail(g['prompt'])] + [g['replies'][n]['text'] + ('' if g['replies'][n]['stopped'] else '\n(cut)') for n in names] + [g['real']]
-    return (f'<table class="sbs"><caption>{e(g["chat"])}</caption><tr>{head}</tr><tr>'
-            + ''.join(f'<td>{e(c)}</td>' for c in cells) + '</tr></table>')
-
-def _md_cell(s:str) -> str:
-    return html.escape(s, quote=False).replace('|', '&#124;').replace('\n', '<br>') or ' '
-
-def metric_rows(res:dict, style:bool=True) -> list[dict]:
-    "The metrics table: one row per model (and the real replies), values with their intervals as text."
-    rows = []
-    for name, m in res['models'].items():
-        r = dict(model=name, examples=m['examples'], loss=_fmt(m['loss']), ppl=_fmt(m['ppl'], 2), bpb=_fmt(m['bpb']))
-        if style: r.update({k: _fmt(m['style'].get(k), 2) for k in STYLE_KEYS})
-        rows.append(r)
-    if style: rows.append(dict(model='real replies', examples=res['n_generate'], loss='', ppl='', bpb='',
-                               **{k: _fmt(res['real_style'].get(k), 2) for k in STYLE_KEYS}))
-    return rows
-
-def diff_rows(res:dict) -> list[dict]:
-    "The paired differences table: tuned minus base, and between runs."
-    return [dict(difference=k, loss=_fmt(d['loss']), bpb=_fmt(d['bpb']), better='yes' if d['loss']['hi'] < 0 and d['bpb']['hi'] < 0 else
-                 'no' if d['loss']['lo'] > 0 else 'unclear') for k, d in res['differences'].items()]
-
-STYLE_KEYS = ('messages', 'chars_per_message', 'emoji_per_message', 'lang_match', 'stop_share', 'chrf')
-
-# %% ../nbs/04_compare.ipynb #f269c801
-def _md_table(rows:list[dict]) -> str:
-    if not rows: return ''
-    cols = list(rows[0])
-    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(_md_cell(str(r[c])) for c in cols) + ' |' for r in rows])
-
-def _html_table(rows:list[dict]) -> str:
-    if not rows: return ''
-    e, cols = html.escape, list(rows[0])
-    return ('<table class="metrics"><tr>' + ''.join(f'<th>{e(c)}</th>' for c in cols) + '</tr>'
-            + ''.join('<tr>' + ''.join(f'<td>{e(str(r[c]))}</td>' for c in cols) + '</tr>' for r in rows) + '</table>')
-
-CSS = ('body{font-family:system-ui,sans-serif;margin:2em;max-width:110em} table{border-collapse:collapse;margin:1em 0}'
-       'td,th{border:1px solid #bbb;padding:.3em .6em;vertical-align:top;text-align:left}'
-       '.sbs td{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:.85em;max-width:32em}'
-       'caption{font-weight:bold;text-align:left} img{max-width:100%}')
-
-def _about(res:dict) -> list[str]:
-    c = res['config']
-    return [f"Test split, {res['n_examples']} replies scored per model and {res['n_generate']} generated; sampling temperature "
-            f"{c['temperature']}, top_p {c['top_p']}, at most {c['max_new_tokens']} new tokens, seed {c['seed']}; "
-            f"95% percentile bootstrap intervals over replies ({c['n_boot']} resamples, paired for differences).",
-            'Bits per byte: response NLL (terminator included) / ln 2 / UTF-8 bytes of the response text (terminator excluded).']
-
-def write_reports(res:dict, out, figures:dict) -> dict:
-    "report.md and report.html (mode 0600: they hold message text) in `out`; `figures` maps a title to a PNG file there."
-    out, names = Path(out), list(res['models'])
-    md = ['# chatmimic compare', '', *_about(res), '', '## Metrics', '', _md_table(metric_rows(res)), '',
-          '## Fine-tuned minus base, and between runs (paired)', '', _md_table(diff_rows(res)) or '(none)', '']
-    md += [x for t, f in figures.items() for x in (f'## {t}', '', f'![{t}]({Path(f).name})', '')]
-    md += ['## Replies side by side', '']
-    for g in res['generations']:
-        md += [f"### {_md_cell(g['chat'])}", '', '| prompt | ' + ' | '.join(map(_md_cell, names)) + ' | real reply |', '|' + '---|' * (len(names) + 2),
-               '| ' + ' | '.join(_md_cell(c) for c in [_tail(g['prompt'])] + [g['replies'][n]['text'] + ('' if g['replies'][n]['stopped'] else '\n(cut)') for n in names] + [g['real']]) + ' |', '']
-    img = lambda f: base64.b64encode(Path(f).read_bytes()).decode()
-    h = [f'<!doctype html><html><head><meta charset="utf-8"><title>chatmimic compare</title><style>{CSS}</style></head><body>',
-         '<h1>chatmimic compare</h1>', *(f'<p>{html.escape(x)}</p>' for x in _about(res)), '<h2>Metrics</h2>', _html_table(metric_rows(res)),
-         '<h2>Fine-tuned minus base, and between runs (paired)</h2>', _html_table(diff_rows(res)) or '<p>(none)</p>']
-    h += [f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="data:image/png;base64,{img(f)}">' for t, f in figures.items()]
-    h += ['<h2>Replies side by side</h2>', *(side_by_side_html(g, names) for g in res['generations']), '</body></html>']
-    paths = dict(md=out/'report.md', html=out/'report.html')
-    for k, lines in (('md', md), ('html', h)):
-        with atomic_write(paths[k]) as f: f.write('\n'.join(lines) + '\n')
-    return paths
-
-# %% ../nbs/04_compare.ipynb #d219d8cc
+# %% ../nbs/04_compare.ipynb #fc29792d
 def _names(runs:list[str]) -> list[str]:
     "Short distinct names of run folders: the folder's name, with its parent's where two share one."
     names = [Path(r).resolve().name for r in runs]
@@ -347,7 +251,8 @@ def compare(cfg:CompareConfig, log=print) -> dict:
     "Score, generate and compare every run's fine-tuned and base model on the test split; write metrics, figures and reports."
     t0, out = time.perf_counter(), Path(cfg.out_dir)
     infos = [run_info(r) for r in cfg.runs]
-    data = [run_dataset(r, i, cfg.dataset) for r, i in zip(cfg.runs, infos)]
+    dsets = list(cfg.dataset) if isinstance(cfg.dataset, (list, tuple)) else [cfg.dataset] * len(cfg.runs)
+    data = [run_dataset(r, i, d or None) for r, i, d in zip(cfg.runs, infos, dsets)]
     keys = [example_keys(ds) for ds, _ in data]
     chosen = pick_examples(keys, cfg.n_examples, cfg.seed)
     gen_keys = chosen[:cfg.n_generate] if cfg.n_generate <= len(chosen) else pick_examples(keys, cfg.n_generate, cfg.seed)
@@ -358,31 +263,34 @@ def compare(cfg:CompareConfig, log=print) -> dict:
         rows, grows = [ds[where[k]] for k in chosen if k in where], [ds[where[k]] for k in gen_keys if k in where]
         tpl, me, stop = Template(**stats['template']), stats['config']['me'], stats['stop_token_id']
         specials = sorted({tpl.stop, tpl.end, *[t for t in (tpl.header + tpl.reply + tpl.open).split() if t.startswith('<') and t.endswith('>')]} - {''}, key=len, reverse=True)
+        model = None
         for which in ('model', 'base') if cfg.base else ('model',):
             label = name if which == 'model' else f'{name} (base)'
             t1 = time.perf_counter()
-            model, tok, _ = load_run(run, which)
-            sc = score_examples(model, tok, rows, stop, stats['config'].get('mask', 'causal'))
-            t2, st, gl = time.perf_counter(), [], []
-            budget = (info.get('block_size') or stats['config']['block_size']) - cfg.max_new_tokens
-            for j, r in enumerate(grows):
-                ids, n_head = reply_ids(r, tpl, me, tok, budget), len(tok(tpl.head.format(sender=me), add_special_tokens=False)['input_ids'])
-                g = generate_reply(model, tok, ids, stop, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed + j, n_head=n_head)
-                prompt, truth = tok.decode(r['input_ids'][:r['prompt_len']], clean_up_tokenization_spaces=False), tok.decode(r['input_ids'][r['prompt_len']:-1], clean_up_tokenization_spaces=False)
-                plang = language(prompt_text(prompt, tpl, r['chat'], specials), cfg.languages)
-                if (run, j) not in real:
-                    real[run, j] = dict(chat=r['chat'], prompt=prompt, real=truth, **reply_style(truth, tpl.head.format(sender=me), plang, cfg.languages))
-                import sacrebleu
-                chrf = sacrebleu.sentence_chrf('\n'.join(reply_messages(g['text'], tpl.head.format(sender=me))),
-                                               ['\n'.join(reply_messages(truth, tpl.head.format(sender=me)))]).score
-                st.append(dict(reply_style(g['text'], tpl.head.format(sender=me), plang, cfg.languages), stopped=float(g['stopped']), chrf=chrf))
-                gl.append(g)
-            del model; gc.collect()
+            adapter = which == 'base' and hasattr(model, 'disable_adapter')  # a LoRA run: its base is the same model without the adapter
+            if not adapter: model, tok, _ = load_run(run, which)
+            with model.disable_adapter() if adapter else contextlib.nullcontext():
+                sc = score_examples(model, tok, rows, stop, stats['config'].get('mask', 'causal'))
+                t2, st, gl = time.perf_counter(), [], []
+                budget = (info.get('block_size') or stats['config']['block_size']) - cfg.max_new_tokens
+                for j, r in enumerate(grows):
+                    ids, n_head = reply_ids(r, tpl, me, tok, budget), len(tok(tpl.head.format(sender=me), add_special_tokens=False)['input_ids'])
+                    g = generate_reply(model, tok, ids, stop, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed + j, n_head=n_head)
+                    prompt, truth = tok.decode(r['input_ids'][:r['prompt_len']], clean_up_tokenization_spaces=False), tok.decode(r['input_ids'][r['prompt_len']:-1], clean_up_tokenization_spaces=False)
+                    plang = language(prompt_text(prompt, tpl, r['chat'], specials), cfg.languages)
+                    if (run, j) not in real:
+                        real[run, j] = dict(chat=r['chat'], prompt=prompt, real=truth, **reply_style(truth, tpl.head.format(sender=me), plang, cfg.languages))
+                    import sacrebleu
+                    chrf = sacrebleu.sentence_chrf('\n'.join(reply_messages(g['text'], tpl.head.format(sender=me))),
+                                                   ['\n'.join(reply_messages(truth, tpl.head.format(sender=me)))]).score
+                    st.append(dict(reply_style(g['text'], tpl.head.format(sender=me), plang, cfg.languages), stopped=float(g['stopped']), chrf=chrf))
+                    gl.append(g)
             scores[label], gens[label] = sc, gl
             styles[label] = {k: np.array([s[k] for s in st], float) for k in (st[0] if st else {})}
             models[label] = dict(run=str(run), which=which, kind=info.get('kind'), base=info.get('base'), examples=len(rows),
                                  score_seconds=round(t2 - t1, 1), generate_seconds=round(time.perf_counter() - t2, 1))
             log(f'{label}: {len(rows)} replies scored in {t2 - t1:.1f} s, {len(grows)} generated in {time.perf_counter() - t2:.1f} s')
+        del model; gc.collect()
     gidx = boot_idx(len(gen_keys), cfg.n_boot, cfg.seed)
     for label, m in models.items():
         same = len(scores[label]['nll']) == len(chosen)
@@ -395,7 +303,7 @@ def compare(cfg:CompareConfig, log=print) -> dict:
             diffs[f'{label} minus base'] = loss_difference(scores[label], scores[b], idx)
     tuned = [l for l, m in models.items() if m['which'] == 'model' and len(scores[l]['nll']) == len(chosen)]
     for i, a in enumerate(tuned):
-        for b in tuned[i + 1:]: diffs[f'{a} minus {b}'] = loss_difference(scores[a], scores[b], idx)  # bits per byte: comparable across tokenizers
+        for b in tuned[i + 1:]: diffs[f'{a} minus {b}'] = dict(bpb=loss_difference(scores[a], scores[b], idx)['bpb'])  # loss per token is not comparable across tokenizers
     first = cfg.runs[0]
     real_rows = [real[first, j] for j in range(len(gen_keys)) if (first, j) in real]
     rs = {k: np.array([r[k] for r in real_rows], float) for k in ('messages', 'chars', 'emoji', 'lang_match')}
@@ -419,28 +327,7 @@ def compare(cfg:CompareConfig, log=print) -> dict:
     res['reports'] = write_reports(res, out, figures)
     return res
 
-# %% ../nbs/04_compare.ipynb #5a18b2eb
-def plot_metrics(res:dict, path=None):
-    "The metrics with their 95% intervals: one panel per metric, one bar per model; saved to `path` if given."
-    import matplotlib; matplotlib.use('Agg') if path is not None and 'ipykernel' not in sys.modules else None
-    import matplotlib.pyplot as plt
-    panels = [('loss', 'loss per response token (nats)'), ('bpb', 'bits per byte')] + [(k, k.replace('_', ' ')) for k in STYLE_KEYS]
-    names = list(res['models'])
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5))
-    for ax, (k, title) in zip(axes.flat, panels):
-        ms = [res['models'][n].get(k) or res['models'][n]['style'].get(k) for n in names]
-        v = np.array([m['value'] if m else np.nan for m in ms]); lo = np.array([m['lo'] if m else np.nan for m in ms]); hi = np.array([m['hi'] if m else np.nan for m in ms])
-        ax.bar(range(len(names)), v, color=['C0' if res['models'][n]['which'] == 'model' else 'C7' for n in names])
-        ax.errorbar(range(len(names)), v, yerr=[np.nan_to_num(v - lo), np.nan_to_num(hi - v)], fmt='none', ecolor='k', capsize=3)
-        if k in res.get('real_style', {}) and np.isfinite(res['real_style'][k]['value']): ax.axhline(res['real_style'][k]['value'], ls='--', c='C3', label='real replies')
-        ax.set_title(title, fontsize=9); ax.set_xticks(range(len(names))); ax.set_xticklabels(names, rotation=30, ha='right', fontsize=7)
-    handles = [h for a in axes.flat for h in a.get_legend_handles_labels()[0]][:1]
-    if handles: fig.legend(handles, ['real replies'], loc='upper right')
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=110)
-    return fig
-
-# %% ../nbs/04_compare.ipynb #d335810d
+# %% ../nbs/04_compare.ipynb #d4b19553
 def add_compare_args(p:argparse.ArgumentParser):
     "The arguments of `chatmimic compare`."
     d = CompareConfig(['x'], 'x')
@@ -469,7 +356,7 @@ def compare_main(args) -> dict:
         print(f"\n-> {res['reports']['html']}, {res['reports']['md']} ({res['seconds']} s)")
     return res
 
-# %% ../nbs/04_compare.ipynb #e988be4f
+# %% ../nbs/04_compare.ipynb #f269c801
 def add_chat_args(p):
     "The arguments of `chatmimic chat` (defined in `chatmimic.chat`)."
     from chatmimic.chat import add_chat_args as f
