@@ -187,8 +187,24 @@ class _Trainer(Trainer):
     "transformers' Trainer with atomic checkpoints, a NaN stop, useful-token counts and timed evaluation phases."
     def __init__(self, *args, power=None, **kw):
         super().__init__(*args, **kw)
-        self.power, self.nan_step, self._staging = power, None, None
+        self.power, self.nan_step, self._staging, self.tick = power, None, None, time.perf_counter()
+        self.keep, self.sparse = None, False
         self.counts = dict(tokens=0, slots=0, train_seconds=0.0, eval_seconds=0.0)
+
+    def only_targets(self, inputs:dict) -> dict:
+        "Ask for logits only where a label is predicted: the output layer's pre-hook keeps those positions (`self.keep`)."
+        if not self.sparse: return inputs
+        shifted = torch.nn.functional.pad(inputs['labels'], (0, 1), value=-100)[..., 1:]
+        self.keep = shifted != -100
+        return {**inputs, 'shift_labels': shifted[self.keep].unsqueeze(0)}
+
+    def _keep_hook(self, module, args):
+        if self.keep is None: return None
+        return (args[0][self.keep].unsqueeze(0),) + tuple(args[1:])
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        try: return super().compute_loss(model, self.only_targets(inputs), return_outputs, num_items_in_batch)
+        finally: self.keep = None
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         n = torch.stack([inputs.pop('n_tokens'), inputs.pop('n_slots')]).double()
@@ -205,21 +221,27 @@ class _Trainer(Trainer):
         "Validation loss per token over the whole split: each process takes every n-th block, the sums are added up."
         if self.power is not None: self.power.phase('eval')
         t0, model, ds = time.perf_counter(), self.model_wrapped, eval_dataset or self.eval_dataset
-        rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        dl = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(rank, len(ds), world)), batch_size=self.args.per_device_eval_batch_size,
-                                         collate_fn=self.data_collator)
+        rank, world, bs = self.accelerator.process_index, self.accelerator.num_processes, self.args.per_device_eval_batch_size
+        mine = list(range(rank, len(ds), world))
+        need = -(-len(ds) // world)  # every process runs as many batches (FSDP gathers weights in each): the short ones repeat a block, unscored
+        idx = mine + [0] * (need - len(mine))
         was, tot = model.training, torch.zeros(2, dtype=torch.float64, device=self.args.device)
         model.eval()
         try:
-            for b in dl:
+            for j in range(0, need, bs):
+                b = self.data_collator([ds[i] for i in idx[j:j + bs]])
+                for r in range(j, min(j + bs, need)):
+                    if r >= len(mine): b['labels'][r - j] = -100
                 b = self._prepare_inputs({k: v for k, v in b.items() if k not in ('n_tokens', 'n_slots')})
-                with self.compute_loss_context_manager():
-                    loss = model(**b).loss
                 n = (b['labels'][..., 1:] != -100).sum()
+                try:
+                    with self.compute_loss_context_manager(): loss = model(**self.only_targets(b)).loss
+                finally: self.keep = None
                 if n: tot += torch.stack([loss.double() * n, n.double()])
         finally: model.train(was)
         if world > 1: tot = self.accelerator.reduce(tot, 'sum')
         self.counts['eval_seconds'] += time.perf_counter() - t0
+        self.tick = time.perf_counter()  # training time restarts after the evaluation
         metrics = {f'{metric_key_prefix}_loss': (tot[0] / tot[1]).item() if tot[1] else float('nan'), f'{metric_key_prefix}_tokens': int(tot[1])}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
@@ -252,17 +274,16 @@ class _RunCallback(TrainerCallback):
     "metrics.jsonl lines, a tqdm bar, step timing, the NaN stop."
     def __init__(self, out:Path, progress:bool=True, t0:float|None=None):
         self.out, self.progress, self.bar, self.trainer, self.t0 = out, progress, None, None, t0 or time.perf_counter()
-        self._t = None
 
     def on_train_begin(self, args, state, control, **kw):
+        self.trainer.tick = time.perf_counter()
         if self.progress and state.is_world_process_zero:
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc='train', unit='step', dynamic_ncols=True)
 
-    def on_step_begin(self, args, state, control, **kw): self._t = time.perf_counter()
-
     def on_step_end(self, args, state, control, **kw):
-        tr = self.trainer
-        if self._t is not None: tr.counts['train_seconds'] += time.perf_counter() - self._t
+        tr, now = self.trainer, time.perf_counter()
+        tr.counts['train_seconds'] += now - tr.tick  # since the last step, evaluation or save ended: loading data included
+        tr.tick = now
         if tr.nan_step is not None:
             control.should_training_stop, control.should_save, control.should_evaluate, control.should_log = True, False, False, False
         if self.bar is not None: self.bar.update(state.global_step - self.bar.n)
@@ -275,6 +296,8 @@ class _RunCallback(TrainerCallback):
                    wall_s=round(time.perf_counter() - self.t0, 2))
         with open(self.out/'metrics.jsonl', 'a') as f: f.write(json.dumps({k: v for k, v in row.items() if v is not None}) + '\n')
         if self.bar is not None: self.bar.set_postfix({k: f'{logs[k]:.3f}' for k in ('loss', 'eval_loss') if k in logs})
+
+    def on_save(self, args, state, control, **kw): self.trainer.tick = time.perf_counter()
 
     def on_train_end(self, args, state, control, **kw):
         if self.bar is not None: self.bar.close()
@@ -378,14 +401,20 @@ def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|N
         trainer = _Trainer(model=model, args=args, train_dataset=tr_set, eval_dataset=va_set, data_collator=collator,
                            processing_class=tok, callbacks=[cb], power=power)
         trainer.remove_callback(PrinterCallback)  # it prints every log as a dict; the bar and metrics.jsonl say it
+        head = model.get_output_embeddings() if hasattr(model, 'get_output_embeddings') else None
+        hook = head.register_forward_pre_hook(trainer._keep_hook) if head is not None else None
+        trainer.sparse = hook is not None
         cb.trainer = trainer
         if last is not None:
             st = Path(last)/'chatmimic_state.json'
             if st.exists(): trainer.counts.update(json.loads(st.read_text()))
-        trainer.train(resume_from_checkpoint=last)
-        rows = read_metrics(out) if _is_main() else []
-        if trainer.nan_step is None and not any(r['step'] == trainer.state.global_step and 'val_loss' in r for r in rows):
-            trainer.evaluate()
+        try:
+            trainer.train(resume_from_checkpoint=last)
+            rows = read_metrics(out) if _is_main() else []
+            if trainer.nan_step is None and not any(r['step'] == trainer.state.global_step and 'val_loss' in r for r in rows):
+                trainer.evaluate()
+        finally:
+            if hook is not None: hook.remove()
         if power is not None: power.phase('save')
         if trainer.nan_step is None: _save_model(trainer, tok, out, info, stats, block)
     if not _is_main(): return {}
@@ -402,9 +431,10 @@ def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|N
              n_params=sum(p.numel() for p in model.parameters()), trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
              device=device_name(), precision=precision, peak_memory_bytes=torch.cuda.max_memory_allocated() if cuda else None,
              stop='done' if trainer.nan_step is None else 'nan', nan_step=trainer.nan_step,
-             power=getattr(power, 'summary', None), resumed_from=Path(last).name if last else None)
+             power=getattr(power, 'summary', None), resumed_from=Path(last).name if last else None,
+             **({'stand_in': info['stand_in']} if info.get('stand_in') else {}))
     with atomic_write(out/'metrics.json') as f: json.dump(m, f, indent=1)
-    plot_losses([out], out/'loss.png', labels=[info.get('kind') or 'run'])
+    plot_losses([out], out/'loss.png', labels=[f"{m['model']}{' (offline stand-in)' if info.get('stand_in') else ''}"])
     if trainer.nan_step is not None:
         good = get_last_checkpoint(str(out/'checkpoints')) if (out/'checkpoints').is_dir() else None
         raise NonFiniteLoss(f"{out}: the training loss became NaN or infinite at step {trainer.nan_step}, so the run stopped; "
@@ -428,7 +458,7 @@ def _save_model(trainer, tok, out:Path, info:dict, stats:dict, block:int):
         os.replace(stage, out/'model')
     trainer.accelerator.wait_for_everyone()
 
-# %% ../nbs/01c_train.ipynb #901723a2
+# %% ../nbs/01c_train.ipynb #7e6838bd
 LOCAL_MODELS = {'gemma3-270m': lambda: str(__import__('chatmimic.models', fromlist=['x']).gemma3_270m_path(model=True))}
 
 def model_source(name:str) -> str:

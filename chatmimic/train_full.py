@@ -17,8 +17,9 @@ from .models import cache_dir
 from .train import TRAIN_PARAMS, TrainConfig, demo_dataset, load_prepared, model_source, prepare_run_dir, train, _is_main
 
 # %% auto #0
-__all__ = ['STAND_IN', 'STAND_IN_LABEL', 'DROPOUT_KEYS', 'MODEL_PARAMS', 'DEMO', 'check_model_params', 'build_model',
-           'train_full', 'add_train_full_args', 'train_full_params', 'train_full_main', 'demo_run']
+__all__ = ['STAND_IN', 'STAND_IN_LABEL', 'FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'MODEL_PARAMS', 'DEMO', 'check_model_params',
+           'use_fast_activation', 'build_model', 'train_full', 'add_train_full_args', 'train_full_params',
+           'train_full_main', 'demo_run']
 
 # %% ../nbs/02_train_gpt2_full.ipynb #52cec1c6
 STAND_IN = 'gpt2-demo'
@@ -32,6 +33,16 @@ def check_model_params(dropout:float, demo_layers:int, demo_embd:int, demo_heads
     if demo_embd % demo_heads: raise UserError(f'demo_embd {demo_embd} must be a multiple of demo_heads {demo_heads}.')
 
 # %% ../nbs/02_train_gpt2_full.ipynb #de536357
+FAST_ACT = {'gelu_new': 'gelu_pytorch_tanh'}  # the same tanh approximation of GELU, one fused PyTorch kernel
+ACT_KEYS = ('activation_function', 'hidden_act', 'hidden_activation')
+
+def use_fast_activation(config):
+    "Swap an activation for its fused PyTorch equal (`gelu_new` -> `gelu_pytorch_tanh`) in a model config, in place."
+    for k in ACT_KEYS:
+        if getattr(config, k, None) in FAST_ACT: setattr(config, k, FAST_ACT[getattr(config, k)])
+    return config
+
+# %% ../nbs/02_train_gpt2_full.ipynb #bf814cf0
 DROPOUT_KEYS = ('resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'dropout', 'attention_dropout', 'hidden_dropout', 'hidden_dropout_prob', 'attention_probs_dropout_prob')
 
 def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, out_dir=None,
@@ -40,12 +51,12 @@ def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, ou
     if name == STAND_IN:
         base = Path(out_dir)/'base' if out_dir is not None else None
         if reuse_base and base is not None and (base/'config.json').exists():  # a resumed run starts from the same weights
-            model = GPT2LMHeadModel.from_pretrained(base, attn_implementation='sdpa')
+            model = GPT2LMHeadModel.from_pretrained(base, config=use_fast_activation(GPT2Config.from_pretrained(base)), attn_implementation='sdpa')
         else:
             torch.manual_seed(seed)
             c = GPT2Config(vocab_size=len(tok), n_positions=block_size, n_embd=demo_embd, n_layer=demo_layers, n_head=demo_heads,
                            resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, bos_token_id=tok.bos_token_id,
-                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, use_cache=False)
+                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, use_cache=False, activation_function='gelu_pytorch_tanh')
             model = GPT2LMHeadModel(c)
             if base is not None and _is_main():
                 with atomic_path(base, folder=True) as tmp: model.save_pretrained(tmp); tok.save_pretrained(tmp)
@@ -57,6 +68,7 @@ def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, ou
             for k in DROPOUT_KEYS:
                 if hasattr(c, k): setattr(c, k, dropout)
             c.use_cache = False
+            use_fast_activation(c)
             model = AutoModelForCausalLM.from_pretrained(src, config=c, attn_implementation='sdpa')
         except (OSError, ValueError) as e:
             raise UserError(f"{name}: cannot load this model ({str(e).splitlines()[0][:160]}); pass a local folder, "
@@ -68,7 +80,7 @@ def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, ou
                         'prepare the dataset with this model\'s tokenizer (chatmimic prepare --tokenizer).')
     return model, info
 
-# %% ../nbs/02_train_gpt2_full.ipynb #26711a51
+# %% ../nbs/02_train_gpt2_full.ipynb #6c0a571c
 def train_full(cfg:TrainConfig, dropout:float=0.1, demo_layers:int=2, demo_embd:int=128, demo_heads:int=4) -> dict:
     "Fully fine-tune `cfg.model` on `cfg.dataset` (the demo dataset if empty); writes the run folder and returns its metrics."
     check_model_params(dropout, demo_layers, demo_embd, demo_heads)
@@ -81,7 +93,7 @@ def train_full(cfg:TrainConfig, dropout:float=0.1, demo_layers:int=2, demo_embd:
     params = dict(dropout=dropout, **(dict(demo_layers=demo_layers, demo_embd=demo_embd, demo_heads=demo_heads) if cfg.model == STAND_IN else {}))
     return train(model, tok, dsd, stats, TrainConfig(**{**asdict(cfg), 'dataset': ds}), info, params)
 
-# %% ../nbs/02_train_gpt2_full.ipynb #18a146c3
+# %% ../nbs/02_train_gpt2_full.ipynb #cc4d6b18
 MODEL_PARAMS = dict(dropout=0.1, demo_layers=2, demo_embd=128, demo_heads=4)
 _FLAGS = dict(learning_rate=float, weight_decay=float, lr_scheduler=str, warmup_ratio=float, micro_batch=int, grad_accum=int, epochs=float,
               max_steps=int, max_grad_norm=float, precision=str, eval_every=int, save_every=int, log_every=int, seed=int,
@@ -115,11 +127,11 @@ def train_full_main(args) -> dict:
     ps = train_full_params(args)
     m = train_full(TrainConfig.from_params(ps), **{k: ps[k] for k in MODEL_PARAMS})
     if not args.quiet:
-        print(f"{m['model']}: validation loss {m['val_loss_start']:.4f} -> {m['val_loss']:.4f}, {m['steps']} steps, "
+        print(f"{m['model']}{' (the offline stand-in, trained from scratch)' if m.get('stand_in') else ''}: validation loss {m['val_loss_start']:.4f} -> {m['val_loss']:.4f}, {m['steps']} steps, "
               f"{m['tokens']:,} tokens at {m['tokens_per_s'] or 0:,.0f}/s, padding {m['padding_share']:.1%} -> {args.out}")
     return m
 
-# %% ../nbs/02_train_gpt2_full.ipynb #ddb51559
+# %% ../nbs/02_train_gpt2_full.ipynb #41e4b2dd
 DEMO = dict(model=STAND_IN, learning_rate=2e-3, weight_decay=0.01, micro_batch=8, grad_accum=1, epochs=1.0, max_steps=30, eval_every=10,
             save_every=10, log_every=2, seed=0, progress=False)
 
