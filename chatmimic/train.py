@@ -284,6 +284,7 @@ class _RunCallback(TrainerCallback):
         tr, now = self.trainer, time.perf_counter()
         tr.counts['train_seconds'] += now - tr.tick  # since the last step, evaluation or save ended: loading data included
         tr.tick = now
+        if state.global_step >= state.max_steps: control.should_log = True  # the last step's training loss, whatever log_every is
         if tr.nan_step is not None:
             control.should_training_stop, control.should_save, control.should_evaluate, control.should_log = True, False, False, False
         if self.bar is not None: self.bar.update(state.global_step - self.bar.n)
