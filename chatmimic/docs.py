@@ -127,6 +127,8 @@ def build_docs(root='.', out='_docs', run='runs/demo', execute:bool=True, render
     nbdev.doclinks._build_modidx()
     log('processing the notebooks (nbdev)')
     with only_doc_cells(): proc = proc_nbs(stage, n_workers=0, force=True)  # in this process, so that the patch applies
+    if (root/'images').is_dir(): shutil.copytree(root/'images', proc/'images', dirs_exist_ok=True)  # so the renderer sees what the pages link
+    if pub is not None: copy_run(pub, proc/'demo')
     log(f'rendering with {renderer}')
     if renderer == 'quarto': subprocess.run(['quarto', 'render', str(proc), '--quiet'], check=True)
     else:

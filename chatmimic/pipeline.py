@@ -162,7 +162,8 @@ def run_stage(src, out, params:dict, cwd, progress:bool=False) -> float:
     t0 = time.perf_counter()
     out = Path(out).resolve()  # papermill changes directory to cwd while it runs
     nb = nbformat.read(str(src), as_version=4)
-    nb.cells = [c for c in nb.cells if 'nbdev_export' + '()' not in c.source]  # the source tree's export cell is no step of a run (split: nbdev skips a cell that holds the call)
+    skip = re.compile(r'^#\|\s*eval:\s*false', re.M)  # as nbdev_test: `#| eval: false` cells (a `__main__` guard) are not run
+    nb.cells = [c for c in nb.cells if 'nbdev_export' + '()' not in c.source and not (c.cell_type == 'code' and skip.search(c.source))]  # nor the export cell
     try: pm.execute_notebook(nb, str(out), parameters=params, cwd=str(cwd), kernel_name='python3',
                              progress_bar=progress, log_output=False, kernel_manager_class=kernel_manager_class())
     except pm.PapermillExecutionError as e:
