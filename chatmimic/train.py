@@ -21,10 +21,10 @@ from .core import UserError, user_error, atomic_path, atomic_write
 from .models import cache_dir, get_tokenizer
 
 # %% auto #0
-__all__ = ['TRAIN_PARAMS', 'PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'RUN_FILES', 'LOCAL_MODELS', 'TrainConfig', 'demo_dataset',
-           'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'NonFiniteLoss',
-           'prepare_run_dir', 'read_metrics', 'plot_losses', 'device_name', 'resolve_precision', 'count_params',
-           'train', 'model_source', 'load_trained']
+__all__ = ['TRAIN_PARAMS', 'PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'RUN_FILES', 'LOCAL_MODELS', 'DTYPES', 'TrainConfig',
+           'demo_dataset', 'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator',
+           'NonFiniteLoss', 'prepare_run_dir', 'read_metrics', 'plot_losses', 'device_name', 'resolve_precision',
+           'param_counts', 'train', 'model_source', 'bnb_config', 'load_base', 'load_trained']
 
 # %% ../nbs/01c_train.ipynb #be981ef4
 TRAIN_PARAMS = ('dataset', 'out_dir', 'model', 'learning_rate', 'weight_decay', 'lr_scheduler', 'warmup_ratio', 'micro_batch',
@@ -371,7 +371,7 @@ def _power(out:Path, interval:float, resume:bool=False):
     from chatmimic.cost import PowerSampler
     return PowerSampler(out, interval=interval, resume=resume)  # a resumed run keeps one record of time and energy
 
-def count_params(model) -> tuple[int, int]:
+def param_counts(model) -> tuple[int, int]:
     "(all, trainable) parameters; a 4-bit weight counts as the parameters it holds, not its packed bytes."
     if hasattr(model, 'get_nb_trainable_parameters'): tr, n = model.get_nb_trainable_parameters(); return int(n), int(tr)  # peft
     return int(model.num_parameters()), int(model.num_parameters(only_trainable=True))
@@ -427,7 +427,7 @@ def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|N
     rows, c = read_metrics(out), trainer.counts
     val = [r for r in rows if 'val_loss' in r]
     trl = [r for r in rows if 'train_loss' in r]
-    cuda, (n_all, n_train) = torch.cuda.is_available(), count_params(model)
+    cuda, (n_all, n_train) = torch.cuda.is_available(), param_counts(model)
     m = dict(kind=info.get('kind'), model=info.get('model', cfg.model), base=info.get('base'), dataset=cfg.dataset or str(info.get('dataset', '')),
              steps=trainer.state.global_step, epochs=round(trainer.state.epoch or 0.0, 4), train_loss=trl[-1]['train_loss'] if trl else None,
              val_loss_start=val[0]['val_loss'] if val else None, val_loss=val[-1]['val_loss'] if val else None, tokens=c['tokens'],
@@ -471,16 +471,26 @@ def model_source(name:str) -> str:
     "A Hugging Face name or folder, with the offline stand-ins resolved to their folders."
     return LOCAL_MODELS[name]() if name in LOCAL_MODELS else name
 
-def _load_base(src:str, load_in_4bit:bool=False):
-    kw = {}
-    if load_in_4bit:
-        try:
-            from transformers import BitsAndBytesConfig
-            kw['quantization_config'] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.float32)
-        except Exception: kw = {}
-    try: return AutoModelForCausalLM.from_pretrained(model_source(src), **kw)
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+def bnb_config(precision:str='fp32'):
+    "4-bit NF4 with double quantization (QLoRA's), computing in `precision`."
+    from transformers import BitsAndBytesConfig
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=DTYPES[precision])
+
+def load_base(model:str, load_in_4bit:bool=False, precision:str='fp32'):
+    "The base model by name or folder, 4-bit NF4 with `load_in_4bit`, on this process's GPU if there is one; failure is a `UserError`."
+    kw = dict(dtype=DTYPES[precision], device_map={'': int(os.environ.get('LOCAL_RANK', 0))} if torch.cuda.is_available() else 'cpu')
+    if load_in_4bit: kw['quantization_config'] = bnb_config(precision)
+    try: m = AutoModelForCausalLM.from_pretrained(model_source(model), **kw)
     except (OSError, ValueError) as e:
-        raise UserError(f"{src}: cannot load this model ({str(e).splitlines()[0][:160]}); pass a local folder or a model already downloaded.")
+        raise UserError(f"{model}: cannot load this model ({str(e).splitlines()[0][:160]}); pass a local folder or a model already downloaded.")
+    if load_in_4bit and not torch.cuda.is_available():
+        import bitsandbytes as bnb
+        for mod in m.modules():  # bitsandbytes repacks 4-bit weights for its CPU inference kernel on the first no-grad forward, and
+            if isinstance(mod, bnb.nn.Linear4bit): mod.support_avx512bf16_for_cpu = False  # unpacks them lossily at every save: off, so
+    return m                                                          # the model evaluated, trained, saved and reloaded is the same one
 
 def load_trained(out_dir, which:str='model'):
     "A run's final model ('model') or its starting point ('base'), its tokenizer and model/chatmimic.json."
@@ -492,9 +502,9 @@ def load_trained(out_dir, which:str='model'):
     tok = AutoTokenizer.from_pretrained(out/'model')
     adapter = (out/'model'/'adapter_config.json').exists()
     if which == 'base':
-        model = AutoModelForCausalLM.from_pretrained(out/'base') if (out/'base'/'config.json').exists() else _load_base(info['base'], info.get('load_in_4bit', False))
+        model = AutoModelForCausalLM.from_pretrained(out/'base') if (out/'base'/'config.json').exists() else load_base(info['base'], info.get('load_in_4bit', False), info.get('precision', 'fp32'))
     elif adapter:
         from peft import PeftModel
-        model = PeftModel.from_pretrained(_load_base(info['base'], info.get('load_in_4bit', False)), out/'model')
+        model = PeftModel.from_pretrained(load_base(info['base'], info.get('load_in_4bit', False), info.get('precision', 'fp32')), out/'model')
     else: model = AutoModelForCausalLM.from_pretrained(out/'model')
     return model.eval(), tok, info

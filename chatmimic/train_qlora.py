@@ -14,14 +14,14 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 from .core import UserError, user_error, atomic_path, atomic_write, stage_params
 from .models import cache_dir
 from .qlora_plan import LORA_TARGETS, BACKENDS, GiB, model_config, select_backend, qlora_plan, format_plan
-from .train import TRAIN_PARAMS, TrainConfig, train, load_prepared, demo_dataset, model_source, resolve_precision
+from .train import TRAIN_PARAMS, TrainConfig, train, load_prepared, demo_dataset, model_source, resolve_precision, DTYPES, bnb_config, load_base, load_trained
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'QLORA_PARAMS', 'DTYPES', 'GEMMA_NOTICE', 'DEMO', 'QLoRAConfig', 'bnb_config', 'load_base', 'lora_config',
-           'load_qlora_model', 'add_gemma_notice', 'run_qlora', 'load_qlora', 'ends_with_stop', 'stop_rate', 'merge',
-           'find_converter', 'export_gguf', 'add_train_qlora_args', 'qlora_params', 'train_qlora_main', 'demo_run']
+__all__ = ['log', 'QLORA_PARAMS', 'GEMMA_NOTICE', 'DEMO', 'QLoRAConfig', 'lora_config', 'load_qlora_model', 'add_gemma_notice',
+           'run_qlora', 'load_qlora', 'ends_with_stop', 'stop_rate', 'merge', 'find_converter', 'export_gguf',
+           'add_train_qlora_args', 'qlora_params', 'train_qlora_main', 'demo_run']
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #703e31dc
 QLORA_PARAMS = TRAIN_PARAMS + ('lora_rank', 'lora_alpha', 'lora_dropout', 'lora_targets', 'load_in_4bit', 'backend', 'gradient_checkpointing')
@@ -59,28 +59,6 @@ class QLoRAConfig(TrainConfig):
         return cls(**{k: params[k] for k in QLORA_PARAMS if k in params})
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #230abef3
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-def bnb_config(precision:str='fp32') -> BitsAndBytesConfig:
-    "4-bit NF4 with double quantization, computing in `precision`."
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=DTYPES[precision])
-
-def load_base(model:str, load_in_4bit:bool=True, precision:str='fp32'):
-    "The base model by name or folder, 4-bit NF4 with `load_in_4bit`, on the GPU if there is one; failure is a `UserError`."
-    src = model_source(model)
-    kw = dict(config=model_config(src), dtype=DTYPES[precision], device_map={'': 0} if torch.cuda.is_available() else 'cpu')
-    if load_in_4bit: kw['quantization_config'] = bnb_config(precision)
-    try: m = AutoModelForCausalLM.from_pretrained(src, **kw)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{model}: cannot load this model ({str(e).splitlines()[0][:160]}); pass a local folder or a model already downloaded.")
-    m.config.use_cache = False
-    if load_in_4bit and not torch.cuda.is_available():
-        import bitsandbytes as bnb
-        for mod in m.modules():  # bitsandbytes repacks 4-bit weights for its CPU inference kernel on the first no-grad forward, and
-            if isinstance(mod, bnb.nn.Linear4bit): mod.support_avx512bf16_for_cpu = False  # unpacks them lossily at every save: off, so
-    return m                                                          # the model evaluated, trained, saved and reloaded is the same one
-
 def lora_config(cfg:QLoRAConfig):
     "peft's LoRA configuration for `cfg`."
     from peft import LoraConfig
@@ -100,6 +78,7 @@ def load_qlora_model(cfg:QLoRAConfig, backend:str='peft', block_size:int=1024):
     from peft import get_peft_model
     torch.manual_seed(cfg.seed)  # LoRA's A matrices are random
     m = load_base(cfg.model, cfg.load_in_4bit, precision)
+    m.config.use_cache = False  # training: no KV cache
     if cfg.gradient_checkpointing:
         m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
         m.enable_input_require_grads()
@@ -149,14 +128,9 @@ def run_qlora(cfg:QLoRAConfig, block_size:int=256, val_examples:int=0, quiet:boo
 # %% ../nbs/03_train_gemma_qlora.ipynb #350ea02c
 def load_qlora(out_dir, which:str='model'):
     "A QLoRA run's trained model ('model': base + adapter) or its base ('base'), quantized as in training, and its tokenizer."
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-    d = Path(out_dir)/'model'
-    if not (d/'adapter_config.json').exists(): raise user_error(out_dir, 'has no LoRA adapter (model/adapter_config.json)', 'pass a run folder written by chatmimic train-qlora')
-    info = json.loads((d/'chatmimic.json').read_text())
-    base = load_base(info['base'], info.get('load_in_4bit', False), info.get('precision', 'fp32'))
-    model = base if which == 'base' else PeftModel.from_pretrained(base, d)
-    return model.eval(), AutoTokenizer.from_pretrained(d), info
+    if not (Path(out_dir)/'model'/'adapter_config.json').exists():
+        raise user_error(out_dir, 'has no LoRA adapter (model/adapter_config.json)', 'pass a run folder written by chatmimic train-qlora')
+    return load_trained(out_dir, which)  # the one loader: base quantized as in training (chatmimic.json), plus the adapter
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #3f872dd9
 def ends_with_stop(ds, stop_id:int) -> bool:
