@@ -102,8 +102,8 @@ def add_gemma_notice(folder, base:str) -> bool:
 def run_qlora(cfg:QLoRAConfig, block_size:int=256, val_examples:int=0, quiet:bool=False):
     "Train `cfg` (dataset '' = the demo dataset at `block_size`); returns the trained model, its tokenizer and the final metrics."
     say = (lambda *a: None) if quiet else print
-    if cfg.dataset: dsd, stats, tok = load_prepared(cfg.dataset)
-    else: dsd, stats, tok = load_prepared(demo_dataset(tokenizer='gemma3-270m', template='model', block_size=block_size))
+    data = cfg.dataset or str(demo_dataset(tokenizer='gemma3-270m', template='model', block_size=block_size))
+    dsd, stats, tok = load_prepared(data)
     if val_examples: dsd['validation'] = dsd['validation'].select(range(min(val_examples, len(dsd['validation']))))
     block = int(stats['config']['block_size'])
     backend, why = select_backend(cfg.backend, cfg.load_in_4bit)
@@ -114,7 +114,7 @@ def run_qlora(cfg:QLoRAConfig, block_size:int=256, val_examples:int=0, quiet:boo
                                          'prepare it with --template model or paper (chatml adds tokens a LoRA run cannot learn)')
     plan = qlora_plan(model_config(model_source(cfg.model)), cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.load_in_4bit,
                       backend, block, cfg.micro_batch, cfg.gradient_checkpointing)
-    info = dict(kind='qlora', model=cfg.model, base=model_source(cfg.model), dataset=cfg.dataset or 'demo', load_in_4bit=cfg.load_in_4bit,
+    info = dict(kind='qlora', model=cfg.model, base=model_source(cfg.model), dataset=data, load_in_4bit=cfg.load_in_4bit,
                 quantization='nf4-double' if cfg.load_in_4bit else None, precision=resolve_precision(cfg.precision), backend=backend,
                 backend_reason=why, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_targets=cfg.lora_targets)
     m = train(model, tok, dsd, stats, cfg, info, params=dict(backend_used=backend, backend_reason=why))
