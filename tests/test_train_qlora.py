@@ -42,7 +42,6 @@ def test_dry_run_prints_the_study_count():
     assert any(l.startswith('full fine-tuning (micro batch 1)') and 'does NOT fit' in l for l in lines), out
 
 
-@pytest.mark.skipif(not (ROOT/'configs'/'paper.yaml').exists(), reason='configs/paper.yaml not written yet')
 def test_dry_run_paper_config():
     r = run_chatmimic('train-qlora', '--config', ROOT/'configs'/'paper.yaml', '--dry-run', cwd=ROOT)
     assert r.returncode == 0, r.stderr
