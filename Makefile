@@ -12,7 +12,7 @@ export WANDB_MODE=disabled
 export UNSLOTH_DISABLE_STATISTICS=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo docs figures test check-export check-clean check-readme readme nbtest pytest lab clean
+.PHONY: install demo docs figures test check-export check-clean check-readme check-leftovers readme nbtest pytest lab clean
 
 # Install once: torch through the constraints file first (the CPU wheel here, the user's own build elsewhere),
 # then the package with its dev extras. The stamp is remade only when the package metadata changes.
@@ -22,7 +22,13 @@ $(STAMP): settings.ini setup.py constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# JupyterLab's settings overrides (.jupyter/overrides.json: news and update checks off, no request leaves the machine),
+# copied into the environment whenever the committed file changes, so an existing .venv gets them too.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_OVERRIDES): .jupyter/overrides.json $(STAMP)
+	install -D -m 644 $< $@
+
+install: $(STAMP) $(LAB_OVERRIDES)
 
 # The demo: the six stage notebooks run by papermill from configs/demo.yaml on a synthetic WhatsApp backup of
 # invented people, offline (a GPT-2 stand-in, Gemma 3 270M from PyPI), into runs/demo/; it ends by printing where
@@ -30,8 +36,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/chatmimic run configs/demo.yaml $(ARGS)
 
-# make test = the library is the export of the notebooks, the notebooks are clean, every notebook runs, pytest passes.
-test: $(STAMP) check-export check-clean check-readme nbtest pytest
+# make test = the library is the export of the notebooks, the notebooks are clean, every notebook runs, pytest passes,
+# and those runs left nothing in nbs/.
+test: $(STAMP) $(LAB_OVERRIDES) check-export check-clean check-readme nbtest pytest check-leftovers
 
 check-export:
 	$(BIN)/nbdev_export
@@ -55,18 +62,32 @@ nbtest:
 pytest:
 	$(BIN)/python -m pytest -q tests
 
-# The README's figures come from the demo run, synthetic data only (docs.demo_run refuses a run of your own export):
+# Notebook runs write under runs/ or a temporary folder, never beside the notebooks: after nbtest and pytest, nbs/ holds
+# no untracked or ignored file (a clean checkout has none; scratch notebooks nbs/_*.ipynb are allowed).
+check-leftovers:
+	@left="$$(git status --porcelain --ignored -- nbs | grep -E '^(\?\?|!!) ' | grep -vE '^\?\? nbs/_[^/]*\.ipynb$$')"; \
+	test -z "$$left" || { echo "$$left" >&2; echo "a notebook run left the files above in nbs/: write under ../runs/nbs/ or a temporary folder, then remove them" >&2; exit 1; }
+
+# The README's figures come from the demo run, synthetic data only (docs.publishable_run refuses a run of your own export):
 # make demo, then make figures, then commit images/.
 figures: $(STAMP)
-	$(BIN)/python -c "from chatmimic.docs import demo_run; import sys; sys.exit(0 if demo_run('runs/demo') else 'runs/demo: no complete demo run; run make demo first')"
+	$(BIN)/python -c "from chatmimic.docs import publishable_run; import sys; sys.exit(0 if publishable_run('runs/demo') else 'runs/demo: no complete demo run; run make demo first')"
 	mkdir -p images
-	cp runs/demo/train_gpt2_full/loss.png images/demo-loss-full.png
-	cp runs/demo/train_gemma_qlora/loss.png images/demo-loss-qlora.png
+	cp runs/demo/train_full/loss.png images/demo-loss-full.png
+	cp runs/demo/train_qlora/loss.png images/demo-loss-qlora.png
 	cp runs/demo/cost/power.png images/demo-power.png
 
-# JupyterLab on the project's kernel (.venv's python3 kernelspec): every notebook runs top to bottom on its defaults.
-lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=nbs
+# JupyterLab on nbs/ with the project's kernel: every notebook's metadata names `python3`, the kernelspec ipykernel installs
+# in .venv (JUPYTER_PREFER_ENV_PATH puts it before one in ~/.local), run by .venv's python; every notebook runs top to
+# bottom on its defaults. Only on 127.0.0.1, behind the random token Jupyter makes; --allow-root only when run as root.
+# It prints the URL to open, token included. Checkpoints go to runs/lab/checkpoints (private, git-ignored), not into
+# nbs/. News and update checks are off (.jupyter/overrides.json). More options: make lab ARGS='--no-browser --port 8890'.
+LAB_DIR ?= nbs
+LAB_CHECKPOINTS ?= runs/lab/checkpoints
+lab: $(STAMP) $(LAB_OVERRIDES)
+	@umask 077 && mkdir -p $(LAB_CHECKPOINTS)
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab --ServerApp.root_dir=$(LAB_DIR) --ServerApp.ip=127.0.0.1 \
+	  --FileCheckpoints.checkpoint_dir=$(abspath $(LAB_CHECKPOINTS)) $$(test "$$(id -u)" = 0 && echo --allow-root) $(ARGS)
 
 # The docs site in _docs/: a page per notebook with its synthetic outputs, the API reference and the published demo
 # run. nbdev_proc_nbs's processing, then Quarto where it is installed, else smalldocs (pure Python, offline).

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field, fields, MISSING
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRIVATE_ENV', 'STAGES', 'TRAINERS', 'RUN_KEYS', 'STUDY', 'NOT_IN_STUDY', 'private_env', 'UserError', 'user_error',
-           'run_cli', 'atomic_path', 'atomic_write', 'Stage', 'command_name', 'config_class', 'param', 'closest',
-           'StageConfig', 'read_config', 'parse_overrides', 'merge_config', 'check_config', 'stage_values',
+__all__ = ['PRIVATE_ENV', 'OFFLINE_ENV', 'STAGES', 'TRAINERS', 'RUN_KEYS', 'STUDY', 'NOT_IN_STUDY', 'private_env', 'UserError',
+           'user_error', 'run_cli', 'atomic_path', 'atomic_write', 'Stage', 'command_name', 'config_class', 'param',
+           'closest', 'StageConfig', 'read_config', 'parse_overrides', 'merge_config', 'check_config', 'stage_values',
            'resolve_paths', 'build_config', 'plan_yaml', 'add_config_args', 'split_overrides', 'stage_overrides',
            'config_from_args']
 
-# %% ../nbs/00_core.ipynb #d9411469
+# %% ../nbs/00_core.ipynb #683a7de2
 PRIVATE_ENV = {
     'HF_HUB_DISABLE_TELEMETRY': '1',       # huggingface_hub usage statistics
     'HF_HUB_DISABLE_IMPLICIT_TOKEN': '1',  # never send a stored token unless asked
@@ -27,10 +27,15 @@ PRIVATE_ENV = {
     'UNSLOTH_DISABLE_STATISTICS': '1',     # unsloth's usage ping
     'TOKENIZERS_PARALLELISM': 'false',     # quiet fork warnings in notebooks
 }
+OFFLINE_ENV = {'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'}  # no hub request unless asked
 
-def private_env(env=os.environ):
-    "Set the privacy defaults in `env` wherever the user has not set the variable."
+def private_env(env=os.environ, online:bool|None=None):
+    "Set the privacy defaults in `env` wherever the user has not set the variable; the hubs offline unless `online` (or CHATMIMIC_ONLINE=1)."
     for k, v in PRIVATE_ENV.items(): env.setdefault(k, v)
+    online = env.get('CHATMIMIC_ONLINE') == '1' if online is None else online
+    for k, v in OFFLINE_ENV.items():
+        if online: env[k] = '0'
+        else: env.setdefault(k, v)
     return env
 
 private_env()
