@@ -11,10 +11,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PRIVATE_ENV', 'OFFLINE_ENV', 'STAGES', 'TRAINERS', 'RUN_KEYS', 'STUDY', 'NOT_IN_STUDY', 'private_env', 'UserError',
-           'user_error', 'run_cli', 'atomic_path', 'atomic_write', 'Stage', 'command_name', 'config_class', 'param',
-           'closest', 'StageConfig', 'read_config', 'parse_overrides', 'merge_config', 'check_config', 'stage_values',
-           'resolve_paths', 'build_config', 'plan_yaml', 'add_config_args', 'split_overrides', 'stage_overrides',
-           'config_from_args']
+           'user_error', 'run_cli', 'atomic_path', 'atomic_write', 'check_output', 'Terminated', 'protect_process',
+           'Stage', 'command_name', 'config_class', 'param', 'closest', 'StageConfig', 'read_config', 'parse_overrides',
+           'merge_config', 'check_config', 'stage_values', 'resolve_paths', 'build_config', 'plan_yaml',
+           'add_config_args', 'split_overrides', 'stage_overrides', 'config_from_args']
 
 # %% ../nbs/00_core.ipynb #683a7de2
 PRIVATE_ENV = {
@@ -49,16 +49,17 @@ def user_error(path, what:str, todo:str) -> UserError:
     "The one-sentence error for `path`: what is wrong and what to do."
     return UserError(f"{path}: {what}; {todo}.")
 
-# %% ../nbs/00_core.ipynb #293a532b
+# %% ../nbs/00_core.ipynb #24156c29
 def run_cli(fn, *args, **kwargs):
-    "Call `fn`; a `UserError` becomes one line on stderr and exit status 2, Ctrl-C exit status 130."
+    "Call `fn`; a `UserError` becomes one line on stderr and exit status 2, Ctrl-C exit status 130, SIGTERM 143, SIGHUP 129."
     try: return fn(*args, **kwargs)
     except UserError as e:
         print(f"chatmimic: {e}", file=sys.stderr)
         raise SystemExit(e.exit_code)
-    except KeyboardInterrupt:
-        print("chatmimic: interrupted", file=sys.stderr)
-        raise SystemExit(130)
+    except KeyboardInterrupt as e:
+        sig = getattr(e, 'signum', 2)
+        print(f"chatmimic: {'interrupted' if sig == 2 else 'terminated'} (signal {sig}); nothing partial was left", file=sys.stderr)
+        raise SystemExit(128 + sig)
 
 # %% ../nbs/00_core.ipynb #985b2bb1
 @contextmanager
@@ -90,6 +91,50 @@ def atomic_write(path, mode:str='w', perm:int=0o600, encoding:str|None='utf-8'):
     with atomic_path(path, perm) as tmp, open(tmp, mode, encoding=None if 'b' in mode else encoding) as f:
         yield f
         f.flush(); os.fsync(f.fileno())
+
+# %% ../nbs/00_core.ipynb #1971503c
+_SYSTEM = ('/proc', '/sys', '/dev')
+
+def check_output(out, inputs=(), folder:bool=False) -> Path:
+    "`out` resolved, or one sentence: it is, or is inside, an input (or holds one), or cannot be written. Checked before any work starts."
+    if not str(out or '').strip(): raise UserError('no output is named; pass -o PATH.')
+    o = Path(out).expanduser().resolve()
+    for i in inputs:
+        if not str(i or '').strip(): continue
+        p = Path(i).expanduser().resolve()
+        if o == p or p in o.parents: raise user_error(out, f'is {"an input" if o == p else "inside an input"} ({p.name}), which chatmimic never modifies', 'write the output somewhere else')
+        if folder and o in p.parents: raise user_error(out, f'holds an input ({p.name}) and would be replaced', 'write the output somewhere else')
+    if str(o) in _SYSTEM or any(x in o.parents for x in map(Path, _SYSTEM)): raise user_error(out, 'is inside a system folder', 'write the output under your own folders')
+    if o.exists() and o.is_dir() != folder: raise user_error(out, 'is a folder' if o.is_dir() else 'is a file', f'name a {"folder" if folder else "file"} for the output')
+    d = o.parent
+    while not d.exists(): d = d.parent
+    if not d.is_dir(): raise user_error(out, f'is under {d.name}, which is a file', 'write the output in a folder')
+    if not os.access(d, os.W_OK | os.X_OK): raise user_error(out, f'cannot be written ({d} is not writable)', 'choose a folder you can write to')
+    return o
+
+class Terminated(KeyboardInterrupt):
+    "SIGTERM or SIGHUP, raised where the program is so that `atomic_path` removes its temporary files; exit status 128 + the signal."
+    def __init__(self, signum:int): super().__init__(signum); self.signum = signum
+
+def _raise_terminated(signum, frame): raise Terminated(signum)
+
+_FORKER = [0]  # the pid that forks, recorded just before each fork
+
+def _die_with_parent():
+    "In a forked child: ask Linux to kill this process when its parent dies (PR_SET_PDEATHSIG), so no worker outlives a killed command."
+    try:
+        import ctypes, signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return
+    if os.getppid() != _FORKER[0]: os._exit(1)  # the parent died before the request took effect
+
+def protect_process():
+    "For a command: everything it writes is private (umask 077), SIGTERM/SIGHUP clean up like Ctrl-C, and forked workers die with it."
+    import signal
+    os.umask(0o077)
+    for s in (signal.SIGTERM, signal.SIGHUP): signal.signal(s, _raise_terminated)
+    if sys.platform.startswith('linux') and not getattr(protect_process, 'done', False):
+        os.register_at_fork(before=lambda: _FORKER.__setitem__(0, os.getpid()), after_in_child=_die_with_parent); protect_process.done = True
 
 # %% ../nbs/00_core.ipynb #bdbe716a
 @dataclass(frozen=True)
