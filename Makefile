@@ -12,7 +12,7 @@ export WANDB_MODE=disabled
 export UNSLOTH_DISABLE_STATISTICS=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo docs figures test check-export check-clean check-readme check-leftovers readme nbtest pytest lab clean
+.PHONY: install demo docs figures test slowest lint check-export check-clean check-readme check-leftovers readme nbtest pytest lab clean
 
 # Install once: torch through the constraints file first (the CPU wheel here, the user's own build elsewhere),
 # then the package with its dev extras. The stamp is remade only when the package metadata changes.
@@ -38,7 +38,7 @@ demo: $(STAMP)
 
 # make test = the library is the export of the notebooks, the notebooks are clean, every notebook runs, pytest passes,
 # and those runs left nothing in nbs/.
-test: $(STAMP) $(LAB_OVERRIDES) check-export check-clean check-readme nbtest pytest check-leftovers
+test: $(STAMP) $(LAB_OVERRIDES) check-export check-clean check-readme nbtest pytest check-leftovers slowest
 
 check-export:
 	$(BIN)/nbdev_export
@@ -56,11 +56,18 @@ readme: $(STAMP)
 check-readme:
 	@$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --stdout 2>/dev/null | cmp -s - README.md || { echo "README.md differs from nbs/index.ipynb: run make readme and commit" >&2; exit 1; }
 
+# Each notebook's time goes to .cache/nbtest.log; `make test` ends by printing the slowest ten notebooks and tests.
 nbtest:
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	@mkdir -p .cache
+	set -o pipefail; $(BIN)/nbdev_test --n_workers 2 --timing 2>&1 | tee .cache/nbtest.log
 
 pytest:
-	$(BIN)/python -m pytest -q tests
+	@mkdir -p .cache
+	set -o pipefail; $(BIN)/python -m pytest -q --durations=10 tests 2>&1 | tee .cache/pytest.log
+
+slowest:
+	@echo "slowest notebooks (nbdev_test):"; grep -E '\.ipynb: [0-9]+ secs' .cache/nbtest.log | sort -t: -k2 -n -r | head -10 | sed 's/^/  /' || true
+	@echo "slowest tests (pytest):"; sed -n '/slowest 10 durations/,/^$$/p' .cache/pytest.log | tail -n +2 | sed 's/^/  /' || true
 
 # Notebook runs write under runs/ or a temporary folder, never beside the notebooks: after nbtest and pytest, nbs/ holds
 # no untracked or ignored file (a clean checkout has none; scratch notebooks nbs/_*.ipynb are allowed).
@@ -93,6 +100,10 @@ lab: $(STAMP) $(LAB_OVERRIDES)
 # run. nbdev_proc_nbs's processing, then Quarto where it is installed, else smalldocs (pure Python, offline).
 docs: $(STAMP)
 	$(BIN)/python -m chatmimic.docs $(ARGS)
+
+# pyflakes' checks and syntax errors on the library, the tests and the benchmarks (ruff.toml); also a test in make test.
+lint: $(STAMP)
+	$(BIN)/ruff check chatmimic tests bench
 
 clean:
 	rm -rf _docs _proc .pytest_cache runs/docs
