@@ -4,18 +4,51 @@
 
 # %% ../nbs/00_parse.ipynb #d3aa7fde
 from __future__ import annotations
-import argparse, importlib, json, sqlite3, sys, time, unicodedata
-from dataclasses import dataclass, fields
+import importlib, json, sqlite3, sys, time, unicodedata
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .core import UserError, user_error, atomic_write
+from .core import UserError, user_error, atomic_write, StageConfig, param, closest, NOT_IN_STUDY
 
 # %% auto #0
-__all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'Message', 'iso_utc', 'ParseOptions', 'require_me',
-           'require_sender', 'get_reader', 'load_json', 'json_format', 'sniff', 'ro_connect', 'db_tables',
-           'sqlite_tables', 'expand_inputs', 'read_inputs', 'parse_inputs', 'write_jsonl', 'read_jsonl', 'chat_summary',
-           'display_width', 'format_table', 'add_parse_args', 'parse_main']
+__all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'SYNTH', 'PAPER_JSON', 'ParseConfig', 'Message',
+           'iso_utc', 'ParseOptions', 'require_me', 'require_sender', 'get_reader', 'load_json', 'json_format', 'sniff',
+           'ro_connect', 'db_tables', 'sqlite_tables', 'expand_inputs', 'read_inputs', 'parse_inputs', 'write_jsonl',
+           'read_jsonl', 'chat_summary', 'display_width', 'format_table', 'by_name', 'parse_stage', 'write_messages',
+           'parse_main']
+
+# %% ../nbs/00_parse.ipynb #cce83327
+@dataclass
+class ParseConfig(StageConfig):
+    "Every choice of the parse stage, checked when it is built."
+    inputs: list = param([], "export files or folders: msgstore.db, .txt/.zip, result.json, message_1.json, ...; [] parses the synthetic export of n_messages",
+                         path='file', positional='*', study=NOT_IN_STUDY)
+    out: str = param('messages.jsonl', 'the JSON Lines file written (mode 0600); a synthetic export goes beside it, in export/', short='-o', path='file', study=NOT_IN_STUDY)
+    owner: str = param('', "the owner's display name as it appears in the export; '' where the export says who it is (WhatsApp databases, Telegram)",
+                       aliases=('--me',), study=NOT_IN_STUDY)
+    contacts: str = param('', 'WhatsApp wa.db, for contact names', path='file', study=NOT_IN_STUDY)
+    tz: str = param('UTC', 'time zone of the phone that wrote a .txt export (a .txt carries none)', study=NOT_IN_STUDY)
+    date_order: str = param('', "date order of a .txt export: dmy, mdy or ymd; '' infers it from the whole file", choices=('', 'dmy', 'mdy', 'ymd'), study=NOT_IN_STUDY)
+    format: str = param('', "force the input format (a name in parse.READERS: msgstore, whatsapp-txt, telegram, ...); '' detects it from each file", study=NOT_IN_STUDY)
+    key: str = param('', 'key (64 hex digits or a key file) to decrypt a .crypt12/14/15 backup', path='maybe', study=NOT_IN_STUDY)
+    paper_json: bool = param(False, "write the study's WhatsApp-Chat-Exporter JSON (appendix A.2) instead of JSON Lines", study=NOT_IN_STUDY)
+    n_messages: int = param(3000, 'size of the synthetic export parsed when there are no inputs', unit='messages', study=NOT_IN_STUDY)
+    seed: int = param(0, 'seed of the synthetic export', study=NOT_IN_STUDY)
+    progress: bool = param(False, 'show a progress bar on large inputs (a command on a terminal shows it anyway, unless -q)', study=NOT_IN_STUDY)
+
+    def check(self):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try: ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError): raise UserError(f"tz {self.tz!r} is not a time zone; use a name such as Europe/Rome or UTC.")
+        if self.format and self.format not in READERS:  # READERS is defined below; looked up when a format is forced
+            raise UserError(f"format {self.format!r} is not one of {', '.join(READERS)}{closest(self.format, READERS)}.")
+        if self.n_messages < 1: raise UserError(f'n_messages {self.n_messages} must be at least 1.')
+
+    def options(self, progress:bool=False) -> ParseOptions:
+        "What a reader needs of this config."
+        return ParseOptions(me=self.owner or None, contacts=self.contacts or None, tz=self.tz, date_order=self.date_order or None,
+                            key=self.key or None, progress=progress)
 
 # %% ../nbs/00_parse.ipynb #e4e50157
 KINDS = ('text', 'media', 'system', 'deleted')
@@ -75,6 +108,8 @@ READERS = {
     'whatsapp-txt':  'chatmimic.whatsapp_txt:read_whatsapp_txt',  # "Export chat" .txt (Android, iOS, or its .zip)
     'telegram':      'chatmimic.telegram:read_telegram',          # Telegram Desktop result.json, full or one chat
     'messenger':     'chatmimic.messenger:read_messenger',        # Facebook Messenger / Instagram message_N.json
+    'whatsapp-ios':  'chatmimic.whatsapp_ios:read_whatsapp_ios',  # iPhone backup folder (Manifest.db), encrypted or not, or ChatStorage.sqlite
+    'signal':        'chatmimic.signal:read_signal',              # Signal Desktop through signal-export: a chat's data.json
 }
 
 def get_reader(fmt:str):
@@ -117,9 +152,14 @@ def sniff(path) -> tuple[str, object]:
     if size == 0: raise user_error(path, 'the file is empty', 'export the chat again or pass another file')
     with open(path, 'rb') as f: head = f.read(4096)
     name = path.name.lower()
+    if name == 'manifest.db': return 'whatsapp-ios', None  # an iPhone backup, encrypted (not SQLite) or not
     if head.startswith(SQLITE_MAGIC):
         tables = sqlite_tables(path)
         if 'message' in tables or 'messages' in tables: return 'msgstore', None
+        if 'ZWAMESSAGE' in tables: return 'whatsapp-ios', None
+        if 'ZWAADDRESSBOOKCONTACT' in tables:
+            raise user_error(path, "is WhatsApp's iPhone contacts database (ContactsV2.sqlite), not a message database",
+                             'pass ChatStorage.sqlite (with this file as --contacts) or the whole backup folder')
         if 'wa_contacts' in tables:
             raise user_error(path, 'is a WhatsApp contacts database (wa.db), not a message database',
                              'pass it with --contacts and give msgstore.db as the input')
@@ -127,6 +167,7 @@ def sniff(path) -> tuple[str, object]:
     if '.crypt' in name: return 'msgstore', None  # encrypted backup: the reader decrypts it with --key or says how
     if name.endswith('.zip') or head.startswith(b'PK\x03\x04'): return 'whatsapp-txt', None
     stripped = head.lstrip(b'\xef\xbb\xbf \t\r\n')
+    if stripped.startswith(b'{"date": '): return 'signal', None  # signal-export's data.json: JSON Lines, each line opening with the date
     if name.endswith('.json') or stripped[:1] in (b'{', b'['):
         data = load_json(path)
         fmt = json_format(data)
@@ -134,7 +175,7 @@ def sniff(path) -> tuple[str, object]:
                                           'pass the file the app exported, unchanged')
         return fmt, data
     if name.endswith('.db') or name.endswith('.sqlite'):
-        raise user_error(path, 'is not an SQLite database (truncated, corrupt or encrypted)', 'copy msgstore.db from the phone again')
+        raise user_error(path, 'is not an SQLite database (truncated, corrupt or encrypted)', 'copy it from the phone or the backup again')
     return 'whatsapp-txt', None
 
 def ro_connect(path) -> sqlite3.Connection:
@@ -155,7 +196,7 @@ def sqlite_tables(path) -> set[str]:
         raise user_error(path, f'is a damaged SQLite database ({e})', 'copy msgstore.db from the phone again')
 
 # %% ../nbs/00_parse.ipynb #e0bf59bb
-EXPORT_NAMES = ('msgstore.db', 'result.json')
+EXPORT_NAMES = ('msgstore.db', 'result.json', 'ChatStorage.sqlite')
 
 def expand_inputs(paths) -> list[Path]:
     "Files to read for `paths`: files as given, folders searched for the exports in them."
@@ -163,13 +204,16 @@ def expand_inputs(paths) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists(): raise user_error(p, 'does not exist', 'check the path')
         if p.is_file(): out.append(p); continue
+        backups = [p/'Manifest.db'] if (p/'Manifest.db').is_file() else sorted(p.glob('*/Manifest.db'))  # an iPhone backup, or MobileSync/Backup
+        if backups: out += backups; continue  # (never searched file by file: a backup holds 100,000s)
         found = [q for n in EXPORT_NAMES for q in sorted(p.rglob(n))]
         if not found:
             found = sorted(p.rglob('message_*.json')) + sorted(p.rglob('*.txt')) + sorted(p.rglob('*.zip'))
             found += sorted(q for q in p.rglob('*.crypt1[245]'))
+            found += sorted(q for q in p.rglob('data.json') if 'exported_stickers' not in q.parts)  # signal-export: one per chat
         found = [q for q in found if q.name != 'wa.db']
         if not found: raise user_error(p, 'is a folder with no chat export in it',
-                                       'pass msgstore.db, result.json, message_1.json or a WhatsApp .txt export')
+                                       'pass msgstore.db, an iPhone backup, result.json, message_1.json, a Signal export or a WhatsApp .txt export')
         out += found
     return out
 
@@ -250,35 +294,36 @@ def format_table(rows:list[dict], cols=None) -> str:
     return '\n'.join([fmt(cells[0]), '  '.join('-'*x for x in w)] + [fmt(r) for r in cells[1:]])
 
 # %% ../nbs/00_parse.ipynb #53e64f68
-def add_parse_args(p:argparse.ArgumentParser):
-    "The arguments of `chatmimic parse`."
-    p.add_argument('inputs', nargs='+', help='export files or folders: msgstore.db, .txt/.zip, result.json, message_1.json, ...')
-    p.add_argument('--me', help="the owner's display name as it appears in the export")
-    p.add_argument('--contacts', help='WhatsApp wa.db, for contact names')
-    p.add_argument('--tz', default='UTC', help='time zone of the phone that wrote a .txt export (default UTC)')
-    p.add_argument('--date-order', choices=['dmy', 'mdy', 'ymd'], help='date order of a .txt export (default: inferred)')
-    p.add_argument('--format', choices=list(READERS), help='force the input format instead of detecting it')
-    p.add_argument('--key', help='key (64 hex digits or key file) to decrypt a .crypt12/14/15 backup')
-    p.add_argument('-o', '--out', required=True, help='output JSON Lines file (written with mode 0600)')
-    p.add_argument('--paper-json', action='store_true', help="write the study's WhatsApp-Chat-Exporter JSON (appendix A.2) instead")
-    p.add_argument('-q', '--quiet', action='store_true', help='print nothing but errors')
+SYNTH = 'chatmimic.synth:synth_export'              # writes the synthetic export, parsed when there are no inputs
+PAPER_JSON = 'chatmimic.whatsapp_db:to_paper_json'  # the study's WhatsApp-Chat-Exporter JSON (appendix A.2)
 
-def parse_main(args):
-    "Run `chatmimic parse` from parsed arguments."
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-    try: ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError): raise UserError(f"--tz {args.tz!r} is not a time zone; use a name such as Europe/Rome or UTC.")
-    opts = ParseOptions(me=args.me, contacts=args.contacts, tz=args.tz, date_order=args.date_order, key=args.key,
-                        progress=not args.quiet and sys.stderr.isatty())
-    t0 = time.perf_counter()
-    msgs = parse_inputs(args.inputs, opts, args.format)
-    if not msgs: raise UserError(f"{', '.join(args.inputs)}: no messages found; check that the export is complete.")
-    if args.paper_json:
-        from chatmimic.whatsapp_db import to_paper_json
-        with atomic_write(args.out) as f: json.dump(to_paper_json(msgs), f, ensure_ascii=False)
-        n = len(msgs)
-    else: n = write_jsonl(msgs, args.out)
-    if not args.quiet:
+def by_name(spec:str):
+    "The function `module:name`, imported when first used."
+    mod, fn = spec.split(':')
+    return getattr(importlib.import_module(mod), fn)
+
+def parse_stage(cfg:ParseConfig, progress:bool=False) -> list[Message]:
+    "The stage's messages: `cfg.inputs`, or (none given) the synthetic export of `cfg.n_messages`, written beside `cfg.out` in export/."
+    if cfg.inputs:
+        msgs = parse_inputs(cfg.inputs, cfg.options(progress), cfg.format or None)
+        if not msgs: raise UserError(f"{', '.join(map(str, cfg.inputs))}: no messages found; check that the export is complete.")
+        return msgs
+    paths = by_name(SYNTH)(Path(cfg.out).parent/'export', n_messages=cfg.n_messages, seed=cfg.seed, **({'owner': cfg.owner} if cfg.owner else {}))
+    db, wa = paths['msgstore']
+    return parse_inputs([db], replace(cfg.options(progress), contacts=str(wa)), 'msgstore')
+
+def write_messages(msgs:list[Message], out, paper_json:bool=False) -> int:
+    "Write `msgs` to `out` as JSON Lines, or as the study's JSON (atomic, mode 0600); returns the count."
+    if not paper_json: return write_jsonl(msgs, out)
+    with atomic_write(out) as f: json.dump(by_name(PAPER_JSON)(msgs), f, ensure_ascii=False)
+    return len(msgs)
+
+def parse_main(cfg:ParseConfig, args=None) -> list[Message]:
+    "Run `chatmimic parse`: read the inputs, write `cfg.out`, print the counts of each chat (never message text)."
+    quiet, t0 = getattr(args, 'quiet', False), time.perf_counter()
+    msgs = parse_stage(cfg, progress=(cfg.progress or sys.stderr.isatty()) and not quiet)
+    n = write_messages(msgs, cfg.out, cfg.paper_json)
+    if not quiet:
         print(format_table(chat_summary(msgs)))
-        print(f"{n} messages in {len({m.chat_id for m in msgs})} chats -> {args.out} ({time.perf_counter()-t0:.1f} s)")
+        print(f"{n} messages in {len({m.chat_id for m in msgs})} chats -> {cfg.out} ({time.perf_counter()-t0:.1f} s)")
     return msgs
