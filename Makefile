@@ -73,7 +73,7 @@ slowest:
 # no untracked or ignored file (a clean checkout has none; scratch notebooks nbs/_*.ipynb are allowed).
 check-leftovers:
 	@left="$$(git status --porcelain --ignored -- nbs | grep -E '^(\?\?|!!) ' | grep -vE '^\?\? nbs/_[^/]*\.ipynb$$')"; \
-	test -z "$$left" || { echo "$$left" >&2; echo "a notebook run left the files above in nbs/: write under ../runs/nbs/ or a temporary folder, then remove them" >&2; exit 1; }
+	test -z "$$left" || { echo "$$left" >&2; echo "nbs/ holds the files above, which a clean checkout does not: a notebook run left them (write under ../runs/nbs/ or a temporary folder instead, then remove them), or they are new and not committed yet" >&2; exit 1; }
 
 # The README's figures come from the demo run, synthetic data only (docs.publishable_run refuses a run of your own export):
 # make demo, then make figures, then commit images/.
