@@ -315,13 +315,13 @@ def merge_config(cfg:dict, extra:dict) -> dict:
                 if isinstance(out.get(s), dict) and k in out[s]: out[s][k] = v
     return out
 
-# %% ../nbs/00_core.ipynb #67eae16b
+# %% ../nbs/00_core.ipynb #28400859
 def check_config(cfg:dict, where='config', stages=None):
-    "Refuse, with the closest valid name, a key that is no stage's parameter (a section's key: not that stage's)."
-    names = {s: config_class(s).params() for s in (stages or STAGES)}
+    "Refuse, with the closest valid name, a key that is no stage's parameter (a section's key: not that stage's); `stages`: check only their sections."
+    names = {s: config_class(s).params() for s in (stages or STAGES)}  # a stage's command imports only its own module
     every = set(RUN_KEYS) | set(STAGES) | {k for n in names.values() for k in n}
     for k, v in cfg.items():
-        if k not in every: raise user_error(where, f'{k!r} is not a parameter of any stage{closest(k, every)}', 'check the spelling, or put it under the stage it is for')
+        if k not in every and not stages: raise user_error(where, f'{k!r} is not a parameter of any stage{closest(k, every)}', 'check the spelling, or put it under the stage it is for')
         if k in STAGES:
             if not isinstance(v, dict): raise user_error(where, f'its {k!r} section is not a mapping', f'write `{k}:` followed by indented `name: value` lines')
             if k in names:
@@ -350,7 +350,7 @@ def build_config(stage:str, config=None, overrides=(), cwd=None, wires:dict|None
     where = str(config) if isinstance(config, (str, Path)) else 'config'
     cfg = read_config(config) if isinstance(config, (str, Path)) else dict(config or {})
     cfg = merge_config(cfg, parse_overrides(overrides) if not isinstance(overrides, dict) else overrides)
-    check_config(cfg, where)
+    check_config(cfg, where, [stage])  # the whole file is checked by `chatmimic run`; a stage's command checks its own section
     cls = config_class(stage)
     return cls(**resolve_paths({**stage_values(cfg, stage), **(wires or {})}, cls, cwd))
 
