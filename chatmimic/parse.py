@@ -193,7 +193,7 @@ def sqlite_tables(path) -> set[str]:
         try: return db_tables(con)
         finally: con.close()
     except sqlite3.DatabaseError as e:
-        raise user_error(path, f'is a damaged SQLite database ({e})', 'copy msgstore.db from the phone again')
+        raise user_error(path, f'is a damaged SQLite database ({e})', 'copy it from the phone or the backup again')
 
 # %% ../nbs/00_parse.ipynb #e0bf59bb
 EXPORT_NAMES = ('msgstore.db', 'result.json', 'ChatStorage.sqlite')
