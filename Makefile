@@ -11,6 +11,7 @@ export DO_NOT_TRACK=1
 export WANDB_MODE=disabled
 export UNSLOTH_DISABLE_STATISTICS=1
 export TOKENIZERS_PARALLELISM=false
+export LLAMA_CPP_DIR ?= $(CURDIR)/.cache/llama.cpp
 
 .PHONY: install demo docs figures test slowest lint check-export check-clean check-readme check-leftovers readme nbtest pytest lab clean
 
@@ -20,6 +21,11 @@ $(STAMP): settings.ini setup.py constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt torch
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@# llama.cpp's GGUF converter (the GGUF export and its test): the source distribution of llama-cpp-python on PyPI vendors
+	@# llama.cpp; it is downloaded once into .cache/ (never built) and only the converter, its conversion/ package and gguf-py/ unpacked.
+	v=0.3.36; test -f .cache/llama_cpp_python-$$v.tar.gz || $(BIN)/pip download -q --no-deps --no-binary :all: llama-cpp-python==$$v -d .cache && \
+	  rm -rf .cache/llama.cpp && mkdir -p .cache/llama.cpp && tar xzf .cache/llama_cpp_python-$$v.tar.gz -C .cache/llama.cpp --strip-components=3 \
+	    llama_cpp_python-$$v/vendor/llama.cpp/convert_hf_to_gguf.py llama_cpp_python-$$v/vendor/llama.cpp/conversion llama_cpp_python-$$v/vendor/llama.cpp/gguf-py
 	touch $(STAMP)
 
 # JupyterLab's settings overrides (.jupyter/overrides.json: news and update checks off, no request leaves the machine),

@@ -136,7 +136,6 @@ def test_paper_json_round_trip(tmp_path):
     direct = read_out(tmp_path / 'direct.jsonl')
     assert read_out(tmp_path / 'back.jsonl') == [dict(m, edited=False) for m in direct]  # the JSON carries no edits
 
-@pytest.mark.skipif(not HAVE_CRYPT, reason='wa-crypt-tools is not installed')
 @pytest.mark.parametrize('key_form', ['hex', 'file'])
 def test_encrypted_round_trip(key_form, tmp_path):
     from wa_crypt_tools.lib.db.db15 import Database15
