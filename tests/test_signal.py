@@ -1,7 +1,6 @@
 """Signal through signal-export: a synthetic export parses back to exactly its ground truth, carries the same typed
 history as the WhatsApp files of the same invented people, and bad input through the real command is one sentence,
 exit status 2, nothing written. All data here is invented."""
-import json
 from collections import Counter
 import pytest
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl
