@@ -2,7 +2,7 @@
 from pathlib import Path
 import pytest, yaml
 from conftest import run_chatmimic
-from chatmimic.core import STAGES, TRAINERS, RUN_KEYS, read_config, config_class, build_config, NOT_IN_STUDY
+from chatmimic.core import STAGES, TRAINERS, read_config, config_class, build_config, NOT_IN_STUDY
 from chatmimic.pipeline import notebook_params, read_sweep, sweep_points, point_config, resolve, read_run_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +46,11 @@ def test_sweep_points_resolve(path, tmp_path):
 
 @pytest.mark.parametrize('stage', list(STAGES))
 def test_notebook_parameters_are_the_config(stage):
-    "The notebook's parameters cell declares exactly its config's fields, and papermill's own reader sees them all."
-    import papermill as pm
+    "The notebook's parameters cell declares exactly its config's fields, and its values are a valid config."
     nb = NBS/f'{STAGES[stage].notebook}.ipynb'
     declared, fields = notebook_params(nb), config_class(stage).params()
     assert sorted(declared) == sorted(fields), f'{nb.name}: only in the notebook {sorted(set(declared) - set(fields))}, only in the config {sorted(set(fields) - set(declared))}'
     config_class(stage).from_params(declared)  # the notebook's defaults are a valid config
-    assert set(pm.inspect_notebook(str(nb))) == set(declared), nb.name
 
 @pytest.mark.parametrize('stage', list(STAGES))
 def test_every_field_says_what_it_is(stage):
