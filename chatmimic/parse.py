@@ -14,8 +14,9 @@ from .core import UserError, user_error, atomic_write, StageConfig, param, close
 # %% auto #0
 __all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'SYNTH', 'PAPER_JSON', 'ParseConfig', 'Message',
            'iso_utc', 'ParseOptions', 'require_me', 'require_sender', 'get_reader', 'load_json', 'json_format', 'sniff',
-           'ro_connect', 'db_tables', 'sqlite_tables', 'expand_inputs', 'read_inputs', 'parse_inputs', 'write_jsonl',
-           'read_jsonl', 'chat_summary', 'display_width', 'format_table', 'by_name', 'parse_stage', 'write_messages',
+           'ro_connect', 'db_tables', 'sqlite_tables', 'expand_inputs', 'open_inputs', 'read_inputs', 'sort_inputs',
+           'number_chats', 'iter_messages', 'parse_inputs', 'json_lines', 'write_jsonl', 'read_jsonl', 'ChatSummary',
+           'chat_summary', 'display_width', 'format_table', 'by_name', 'parse_stream', 'parse_stage', 'write_messages',
            'parse_main']
 
 # %% ../nbs/00_parse.ipynb #cce83327
@@ -218,8 +219,8 @@ def expand_inputs(paths) -> list[Path]:
     return out
 
 # %% ../nbs/00_parse.ipynb #65a661e7
-def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, Message]]:
-    "Every message of every input, tagged with the index of the file it came from."
+def open_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, object, Iterable[Message]]]:
+    "(index, reader, messages) of each input file, opened one at a time; its messages are read when iterated."
     opts = opts or ParseOptions()
     if fmt is not None and fmt not in READERS: raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(READERS)}.")
     threads = set()  # a Messenger reader reads every message_N.json of its folder: each folder once
@@ -228,13 +229,18 @@ def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterat
         f, data = (fmt, load_json(p) if fmt in ('whatsapp-json', 'telegram', 'messenger') else None) if fmt else sniff(p)
         if f == 'messenger': threads.add(p.parent)
         reader = get_reader(f)
-        for m in (reader(p, opts, data) if data is not None else reader(p, opts)): yield i, m
+        yield i, reader, (reader(p, opts, data) if data is not None else reader(p, opts))
 
-def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[Message]:
-    "Parse `paths` into one chronological, renumbered list of messages."
+def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, Message]]:
+    "Every message of every input, tagged with the index of the file it came from."
+    for i, _, msgs in open_inputs(paths, opts, fmt):
+        for m in msgs: yield i, m
+
+def sort_inputs(inputs:Iterable[tuple]) -> list[Message]:
+    "The messages of `open_inputs`, merged by chat, ordered and renumbered in memory (any reader, any number of files)."
     chats, src = {}, {}  # chat_id -> its messages; id(message) -> index of the input it came from
-    for i, m in read_inputs(paths, opts, fmt):
-        chats.setdefault(m.chat_id, []).append(m); src[id(m)] = i
+    for i, _, ms in inputs:
+        for m in ms: chats.setdefault(m.chat_id, []).append(m); src[id(m)] = i
     msgs = []
     for c in sorted(chats, key=lambda c: (min(m.timestamp for m in chats[c]), c)):  # chats by their first message
         ms = chats[c]
@@ -249,16 +255,76 @@ def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[
         m.id, m.reply_to = n, None if m.reply_to is None else new[src[id(m)]].get(m.reply_to)
     return msgs
 
+def number_chats(msgs:Iterable[Message]) -> Iterator[Message]:
+    "Number messages that arrive in order, chat by chat, 1..N as they pass; `reply_to` within the chat (a reply to a later message waits for it)."
+    n, chat, done, keys, wait, held, last = 0, None, set(), {}, {}, [], ''
+    for m in msgs:
+        if m.chat_id != chat or not n:  # a new chat: a reply still waiting quotes nothing in the export
+            yield from held
+            if n: done.add(chat)
+            chat, keys, wait, held, last = m.chat_id, {}, {}, [], ''
+            if chat in done: raise ValueError(f'a reader returned chat {chat!r} in two parts')
+        if m.timestamp < last: raise ValueError(f'a reader returned chat {chat!r} out of time order')
+        n, last, key, q = n + 1, m.timestamp, m.id, m.reply_to
+        if key in keys: raise ValueError(f'a reader produced the duplicate message key {key!r}')
+        keys[key] = m.id = n  # source key -> 1..N, for this chat's replies
+        for h in wait.pop(key, ()): h.reply_to = n
+        if q is not None:
+            m.reply_to = keys.get(q)
+            if m.reply_to is None: wait.setdefault(q, []).append(m)
+        if wait or held:  # held from the first reply that waits until nothing waits, so the order stays
+            held.append(m)
+            if not wait: yield from held; held = []
+        else: yield m
+    yield from held
+
+def iter_messages(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[Message]:
+    "The messages of `paths` in order, numbered 1..N: streamed from one input whose reader yields them in that order, else sorted in memory."
+    inputs = open_inputs(paths, opts, fmt)
+    first = next(inputs, None)
+    if first is None: return
+    second = next(inputs, None)
+    if second is None and getattr(first[1], 'ordered', False): yield from number_chats(first[2]); return
+    def each():
+        yield first
+        if second is not None: yield second
+        yield from inputs
+    yield from sort_inputs(each())
+
+def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[Message]:
+    "Parse `paths` into one chronological, renumbered list of messages."
+    return list(iter_messages(paths, opts, fmt))
+
 # %% ../nbs/00_parse.ipynb #3a750dab
+_STR = json.encoder.encode_basestring  # the C function that json.dumps(..., ensure_ascii=False) encodes strings with
+_LIT = {True: 'true', False: 'false'}
+
+def json_lines(msgs:Iterable[Message]) -> Iterator[str]:
+    "Each message as the line `json.dumps(vars(m), ensure_ascii=False)` writes, built faster: a chat's fields and the senders encoded once."
+    enc, s, lit, n_fields = json.JSONEncoder(ensure_ascii=False).encode, _STR, _LIT, len(FIELDS)
+    chat = name = group = None; head, names, kinds = '', {}, {k: _STR(k) for k in KINDS}
+    for m in msgs:
+        i, t, r, fm, ed, ts = m.id, m.text, m.reply_to, m.from_me, m.edited, m.timestamp
+        if not (type(i) is int and type(fm) is bool and type(ed) is bool and type(ts) is str and (t is None or type(t) is str)
+                and (r is None or type(r) is int) and len(m.__dict__) == n_fields):
+            yield enc(m.__dict__); continue  # anything unusual: the encoder itself
+        if m.chat_id != chat or m.chat != name or m.is_group is not group:
+            chat, name, group = m.chat_id, m.chat, m.is_group
+            head = f'{{"chat_id": {enc(chat)}, "chat": {enc(name)}, "is_group": {enc(group)}, "id": '
+        sj = names.get(m.sender)
+        if sj is None: sj = names[m.sender] = enc(m.sender)
+        yield (f'{head}{i}, "timestamp": {s(ts)}, "sender": {sj}, "from_me": {lit[fm]}, "kind": {kinds[m.kind]}, '
+               f'"text": {"null" if t is None else s(t)}, "edited": {lit[ed]}, "reply_to": {"null" if r is None else r}}}')
+
 def write_jsonl(msgs:Iterable[Message], out) -> int:
-    "Write `msgs` as JSON Lines to `out` (atomic, mode 0600); returns the count."
-    enc, n = json.JSONEncoder(ensure_ascii=False).encode, 0  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
+    "Write `msgs` as JSON Lines to `out` as they come (atomic, mode 0600); returns the count."
+    n = 0
     with atomic_write(out) as f:
         batch = []
-        for m in msgs:
-            batch.append(enc(m.__dict__)); n += 1
-            if len(batch) == 10_000: f.write('\n'.join(batch) + '\n'); batch = []
-        if batch: f.write('\n'.join(batch) + '\n')
+        for line in json_lines(msgs):
+            batch.append(line)
+            if len(batch) == 10_000: f.write('\n'.join(batch) + '\n'); n += len(batch); batch = []
+        if batch: f.write('\n'.join(batch) + '\n'); n += len(batch)
     return n
 
 def read_jsonl(path) -> list[Message]:
@@ -266,17 +332,35 @@ def read_jsonl(path) -> list[Message]:
     with open(path, encoding='utf-8') as f: return [Message(**json.loads(l)) for l in f if l.strip()]
 
 # %% ../nbs/00_parse.ipynb #8143f441
+class ChatSummary:
+    "What `chatmimic parse` prints, counted while the messages stream past: one row per chat."
+    def __init__(self): self.chats = {}
+
+    def count(self, msgs:Iterable[Message]) -> Iterator[Message]:
+        "Pass `msgs` on, counting each."
+        chat, r = None, None
+        for m in msgs:
+            if m.chat_id != chat:
+                chat, r = m.chat_id, self.chats.get(m.chat_id)
+                if r is None: r = self.chats[chat] = dict(chat=m.chat, group=m.is_group, messages=0, mine=0, text=0, media=0, system=0,
+                                                         deleted=0, edited=0, first=m.timestamp, last=m.timestamp)
+            r['messages'] += 1; r[m.kind] += 1
+            if m.from_me: r['mine'] += m.from_me
+            if m.edited: r['edited'] += m.edited
+            ts = m.timestamp
+            if ts > r['last']: r['last'] = ts
+            elif ts < r['first']: r['first'] = ts
+            yield m
+
+    def rows(self) -> list[dict]:
+        "One row per chat: messages by kind, the owner's, the edited ones, first and last day."
+        return [{**r, 'first': r['first'][:10], 'last': r['last'][:10]} for r in self.chats.values()]
+
 def chat_summary(msgs:Iterable[Message]) -> list[dict]:
     "One row per chat: messages by kind, the owner's share, first and last day."
-    rows = {}
-    for m in msgs:
-        r = rows.get(m.chat_id)
-        if r is None:
-            r = rows[m.chat_id] = dict(chat=m.chat, group=m.is_group, messages=0, mine=0, text=0, media=0,
-                                       system=0, deleted=0, edited=0, first=m.timestamp[:10], last=m.timestamp[:10])
-        r['messages'] += 1; r['mine'] += m.from_me; r[m.kind] += 1; r['edited'] += m.edited
-        r['first'], r['last'] = min(r['first'], m.timestamp[:10]), max(r['last'], m.timestamp[:10])
-    return list(rows.values())
+    s = ChatSummary()
+    for _ in s.count(msgs): pass
+    return s.rows()
 
 def display_width(s:str) -> int:
     "Columns `s` takes in a terminal: wide (CJK, most emoji) characters take two, combining marks none."
@@ -302,28 +386,37 @@ def by_name(spec:str):
     mod, fn = spec.split(':')
     return getattr(importlib.import_module(mod), fn)
 
-def parse_stage(cfg:ParseConfig, progress:bool=False) -> list[Message]:
-    "The stage's messages: `cfg.inputs`, or (none given) the synthetic export of `cfg.n_messages`, written beside `cfg.out` in export/."
-    if cfg.inputs:
-        msgs = parse_inputs(cfg.inputs, cfg.options(progress), cfg.format or None)
-        if not msgs: raise UserError(f"{', '.join(map(str, cfg.inputs))}: no messages found; check that the export is complete.")
-        return msgs
+def _some(msgs:Iterable[Message], inputs) -> Iterator[Message]:
+    "`msgs`, or the one-sentence error when there are none."
+    n = 0
+    for m in msgs: n += 1; yield m
+    if not n: raise UserError(f"{', '.join(map(str, inputs))}: no messages found; check that the export is complete.")
+
+def parse_stream(cfg:ParseConfig, progress:bool=False) -> Iterator[Message]:
+    "The stage's messages as they are read: `cfg.inputs`, or (none given) the synthetic export of `cfg.n_messages`, written beside `cfg.out` in export/."
+    if cfg.inputs: return _some(iter_messages(cfg.inputs, cfg.options(progress), cfg.format or None), cfg.inputs)
     paths = by_name(SYNTH)(Path(cfg.out).parent/'export', n_messages=cfg.n_messages, seed=cfg.seed, **({'owner': cfg.owner} if cfg.owner else {}))
     db, wa = paths['msgstore']
-    return parse_inputs([db], replace(cfg.options(progress), contacts=str(wa)), 'msgstore')
+    return iter_messages([db], replace(cfg.options(progress), contacts=str(wa)), 'msgstore')
 
-def write_messages(msgs:list[Message], out, paper_json:bool=False) -> int:
-    "Write `msgs` to `out` as JSON Lines, or as the study's JSON (atomic, mode 0600); returns the count."
+def parse_stage(cfg:ParseConfig, progress:bool=False) -> list[Message]:
+    "The stage's messages as a list (`parse_stream`, held)."
+    return list(parse_stream(cfg, progress))
+
+def write_messages(msgs:Iterable[Message], out, paper_json:bool=False) -> int:
+    "Write `msgs` to `out` as JSON Lines as they come, or as the study's JSON (atomic, mode 0600); returns the count."
     if not paper_json: return write_jsonl(msgs, out)
+    msgs = list(msgs)  # the study's JSON is one object: held whole
     with atomic_write(out) as f: json.dump(by_name(PAPER_JSON)(msgs), f, ensure_ascii=False)
     return len(msgs)
 
-def parse_main(cfg:ParseConfig, args=None) -> list[Message]:
-    "Run `chatmimic parse`: read the inputs, write `cfg.out`, print the counts of each chat (never message text)."
+def parse_main(cfg:ParseConfig, args=None) -> list[dict]:
+    "Run `chatmimic parse`: stream the messages to `cfg.out`, counting each chat on the way; print the counts (never message text) and return them."
     quiet, t0 = getattr(args, 'quiet', False), time.perf_counter()
-    msgs = parse_stage(cfg, progress=(cfg.progress or sys.stderr.isatty()) and not quiet)
-    n = write_messages(msgs, cfg.out, cfg.paper_json)
+    summary = ChatSummary()
+    n = write_messages(summary.count(parse_stream(cfg, progress=(cfg.progress or sys.stderr.isatty()) and not quiet)), cfg.out, cfg.paper_json)
+    rows = summary.rows()
     if not quiet:
-        print(format_table(chat_summary(msgs)))
-        print(f"{n} messages in {len({m.chat_id for m in msgs})} chats -> {cfg.out} ({time.perf_counter()-t0:.1f} s)")
-    return msgs
+        print(format_table(rows))
+        print(f"{n} messages in {len(rows)} chats -> {cfg.out} ({time.perf_counter()-t0:.1f} s)")
+    return rows
