@@ -4,15 +4,19 @@
 
 # %% ../nbs/01_prepare.ipynb #47f74155
 from __future__ import annotations
-import hashlib, json, os, re, sys, tempfile, time
+import gc, hashlib, json, os, re, shutil, sys, tempfile, time, weakref
+import multiprocessing as mp
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from itertools import chain, islice
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.json as pj
 import datasets, torch
-from datasets.fingerprint import generate_random_fingerprint
+from datasets.arrow_writer import ArrowWriter
 from tokenizers import Tokenizer
 
 from .core import UserError, user_error, atomic_path, atomic_write, StageConfig, param, NOT_IN_STUDY
@@ -21,13 +25,15 @@ from .models import get_tokenizer
 from .pseudonymize import pseudonymize as pseudonymize_table  # the parameter `pseudonymize` would hide it in the notebook
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'WORDS', 'DATASETS', 'SCHEMA', 'MEDIA', 'SEG_TRAINED', 'FILTERS', 'SPLITS', 'PrepareConfig',
+__all__ = ['TEMPLATES', 'WORDS', 'DATASETS', 'SCHEMA', 'MEDIA', 'TOKENIZE_BATCH', 'WORKER_MEMORY', 'SEG_TRAINED', 'FILTERS',
+           'SPLITS', 'EXAMPLE_FEATURES', 'ASSEMBLE_CHUNK', 'SHARD', 'SAVE_IN_PROCESS', 'PrepareConfig',
            'messages_table', 'read_messages', 'Template', 'make_template', 'line_text', 'render_example', 'Stream',
-           'find_owner', 'message_stream', 'replies', 'special_as_text', 'encode_texts', 'ranges', 'gather', 'Pieces',
-           'Layout', 'layout_messages', 'Examples', 'find_examples', 'unit_hash', 'split_replies', 'covered', 'leaks',
-           'split_examples', 'cap_examples', 'assemble', 'histogram', 'progress_bars', 'Selection', 'select_messages',
-           'prepare', 'check_labels', 'check_out', 'check_root', 'check_splits', 'save_prepared', 'stage_messages',
-           'prepare_datasets', 'prefix_mask', 'prepare_main']
+           'find_owner', 'message_stream', 'replies', 'special_as_text', 'available_memory', 'worker_count',
+           'tokenize_workers', 'encode_texts', 'ranges', 'gather', 'Pieces', 'Layout', 'layout_messages', 'Examples',
+           'find_examples', 'unit_hash', 'split_replies', 'covered', 'leaks', 'split_examples', 'cap_examples',
+           'assemble', 'write_examples', 'histogram', 'progress_bars', 'Selection', 'select_messages', 'prepare',
+           'check_labels', 'check_out', 'check_root', 'check_splits', 'save_prepared', 'stage_messages',
+           'release_memory', 'prepare_datasets', 'prefix_mask', 'prepare_main']
 
 # %% ../nbs/01_prepare.ipynb #258e3f95
 TEMPLATES = ('paper', 'chatml', 'model')
@@ -70,7 +76,7 @@ class PrepareConfig(StageConfig):
     seed: int = param(0, 'seed of the split (random, chat), of the examples kept and of a synthetic export', study=NOT_IN_STUDY)
     pseudonymize: str = param('contacts', "off | contacts (phone numbers, e-mails) | names (also other people's names); on by default "
                               "because a model can repeat what it saw (the study: off)", choices=('off', 'contacts', 'names'), study='off')
-    num_proc: int = param(2, 'processes that tokenize a large input', study=NOT_IN_STUDY)
+    num_proc: int = param(0, 'processes that tokenize a large input; 0 = one per core this process may use, as far as the available memory holds them', study=NOT_IN_STUDY)
     n_messages: int = param(3000, "size of the synthetic export prepared when messages is ''", unit='messages', study=NOT_IN_STUDY)
     vocab_size: int = param(2000, 'vocabulary of the demo-bpe tokenizer', unit='tokens', study=NOT_IN_STUDY)
     gemma: bool = param(False, "the notebook's extra label check with the Gemma 3 270M tokenizer (the command ignores it)", study=NOT_IN_STUDY)
@@ -90,7 +96,7 @@ class PrepareConfig(StageConfig):
         except ValueError: raise UserError(f"min_date {self.min_date!r} is not a day like 2021-01-01; '' keeps every day.")
         for k in ('max_examples_full', 'max_examples_qlora'):
             if getattr(self, k) < 0: raise UserError(f'{k} {getattr(self, k)} must be 0 (all) or a number of examples.')
-        if self.num_proc < 1: raise UserError(f'num_proc {self.num_proc} must be at least 1.')
+        if self.num_proc < 0: raise UserError(f'num_proc {self.num_proc} must be 0 (from the machine) or a number of processes.')
         if self.n_messages < 1: raise UserError(f'n_messages {self.n_messages} must be at least 1.')
         if not (self.tokenizer_full or self.tokenizer_qlora):
             raise UserError("tokenizer_full and tokenizer_qlora are both ''; name at least one tokenizer.")
@@ -266,23 +272,66 @@ def special_as_text(enc:Tokenizer, on:bool=True):
     try: yield enc
     finally: enc.encode_special_tokens = was
 
-def _encode_batch(batch, enc, as_text:bool):
-    enc.encode_special_tokens = as_text  # a worker process gets a pickled copy, which does not keep the flag
-    return {'ids': [e.ids for e in enc.encode_batch_fast(batch['text'], add_special_tokens=False)]}
+def available_memory() -> int:
+    "Bytes this process could still take: the kernel's MemAvailable, or less where a cgroup limit is lower (4 GiB where neither says)."
+    free = 4 << 30
+    try: free = next(int(l.split()[1]) << 10 for l in Path('/proc/meminfo').read_text().splitlines() if l.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError): pass
+    try:
+        lim = Path('/sys/fs/cgroup/memory.max').read_text().strip()
+        if lim != 'max': free = min(free, int(lim) - int(Path('/sys/fs/cgroup/memory.current').read_text()))
+    except (OSError, ValueError): pass
+    return max(free, 0)
 
-def encode_texts(texts:pa.Array, enc:Tokenizer, num_proc:int=2, tmp=None) -> tuple[np.ndarray, np.ndarray]:
-    "Token ids of every text as one flat array and offsets; large inputs are split over `num_proc` processes."
-    if len(texts) < 20_000 or num_proc <= 1:
-        encs = enc.encode_batch_fast(texts.to_pylist(), add_special_tokens=False)
-        lens = np.fromiter((len(e.ids) for e in encs), np.int64, len(encs))
-        return np.fromiter((i for e in encs for i in e.ids), np.int32, int(lens.sum())), np.r_[0, np.cumsum(lens)]
-    ds = datasets.Dataset(datasets.table.InMemoryTable(pa.table({'text': texts})), fingerprint=generate_random_fingerprint())
-    out = ds.map(_encode_batch, batched=True, batch_size=10_000, num_proc=num_proc, remove_columns=['text'],
-                 fn_kwargs=dict(enc=enc, as_text=enc.encode_special_tokens),
-                 features=datasets.Features({'ids': datasets.List(datasets.Value('int32'))}), load_from_cache_file=False,
-                 cache_file_name=str(Path(tmp or tempfile.gettempdir())/'tokens.arrow'), new_fingerprint=generate_random_fingerprint())
-    col = out.data.column('ids').combine_chunks()
-    return col.values.to_numpy(), col.offsets.to_numpy().astype(np.int64)
+TOKENIZE_BATCH = 10_000    # texts tokenized at a time
+WORKER_MEMORY = 256 << 20  # what a tokenizing worker takes beyond the pages it shares with this process (measured: under 100 MiB with Gemma's tokenizer)
+
+def worker_count(num_proc:int=0, per_worker:int=WORKER_MEMORY) -> int:
+    "`num_proc`, or (0) one process per core this process may use, as far as the available memory holds them at `per_worker` bytes each."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    return max(1, num_proc or min(cores, available_memory() // per_worker))
+
+def tokenize_workers(n_texts:int, num_proc:int=0, batch:int=TOKENIZE_BATCH) -> int:
+    "Processes to tokenize `n_texts` in (1: this process): `worker_count(num_proc)`, no more than there are batches; a small input stays here."
+    if n_texts < 2 * batch or 'fork' not in mp.get_all_start_methods(): return 1
+    return min(worker_count(num_proc), -(-n_texts // batch))
+
+_ENC = {}  # the Rust tokenizer the forked workers inherit
+
+def _tokenize(batch:list, as_text:bool, enc:Tokenizer|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "The token ids of the texts `batch` as one flat array, and each text's count: all a worker returns; it keeps nothing."
+    enc = enc or _ENC['enc']
+    enc.encode_special_tokens = as_text  # set for every batch, never left to what a process inherited
+    ids = [e.ids for e in enc.encode_batch_fast(batch, add_special_tokens=False)]
+    lens = np.fromiter(map(len, ids), np.int32, len(ids))
+    return np.fromiter(chain.from_iterable(ids), np.int32, int(lens.sum())), lens
+
+@contextmanager
+def _forking(enc:Tokenizer):
+    "Inside the block, forked workers inherit `enc` and tokenize on one thread each (tokenizers then says nothing about the fork)."
+    was, _ENC['enc'] = os.environ.get('TOKENIZERS_PARALLELISM'), enc
+    os.environ['TOKENIZERS_PARALLELISM'] = 'false'
+    gc.freeze()  # a worker's garbage collector then leaves this process's objects, and their shared pages, alone
+    try: yield
+    finally:
+        gc.unfreeze(); _ENC.clear()
+        if was is None: os.environ.pop('TOKENIZERS_PARALLELISM', None)
+        else: os.environ['TOKENIZERS_PARALLELISM'] = was
+
+def encode_texts(texts:pa.Array, enc:Tokenizer, num_proc:int=0, batch:int=TOKENIZE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    "Token ids of every text as one flat array and offsets, `batch` texts at a time: in this process, or in `tokenize_workers(len(texts), num_proc)` forked ones."
+    todo, as_text, ids, lens = (texts.slice(a, batch).to_pylist() for a in range(0, len(texts), batch)), enc.encode_special_tokens, [], []
+    workers = tokenize_workers(len(texts), num_proc, batch)
+    if workers == 1:
+        for b in todo: i, n = _tokenize(b, as_text, enc); ids.append(i); lens.append(n)
+    else:
+        with _forking(enc), ProcessPoolExecutor(workers, mp_context=mp.get_context('fork')) as pool:
+            running = deque(pool.submit(_tokenize, b, as_text) for b in islice(todo, 2 * workers))  # a few batches in flight, never all
+            while running:
+                i, n = running.popleft().result(); ids.append(i); lens.append(n)
+                running.extend(pool.submit(_tokenize, b, as_text) for b in islice(todo, 1))
+    lens = np.concatenate(lens) if lens else np.zeros(0, np.int32)
+    return np.concatenate(ids) if ids else np.zeros(0, np.int32), np.r_[0, np.cumsum(lens, dtype=np.int64)]
 
 # %% ../nbs/01_prepare.ipynb #689dc06d
 def ranges(starts, lens) -> np.ndarray:
@@ -489,6 +538,19 @@ def assemble(st:Stream, lay:Layout, ex:Examples, pieces:Pieces, end_ids:np.ndarr
                      'chat': pa.array(names[ex.chat]), 'chat_id': pa.array(chat_ids[ex.chat]), 'response_time': pc.take(st.times, pa.array(r)),
                      'response_messages': pa.array((e - r).astype(np.int32)), 'message_ids': _lists(gather(st.ids, s, e - s), e - s)})
 
+EXAMPLE_FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')), 'labels': datasets.List(datasets.Value('int32')),
+                                      'prompt_len': datasets.Value('int32'), 'length': datasets.Value('int32'), 'chat': datasets.Value('string'),
+                                      'chat_id': datasets.Value('string'), 'response_time': datasets.Value('string'),
+                                      'response_messages': datasets.Value('int32'), 'message_ids': datasets.List(datasets.Value('int64'))})
+ASSEMBLE_CHUNK = 2048  # examples assembled at a time (at most 2048 x block_size x 8 bytes of ids and labels)
+
+def write_examples(st:Stream, lay:Layout, ex:Examples, pieces:Pieces, end_ids:np.ndarray, train_on:str, path, chunk:int=ASSEMBLE_CHUNK) -> datasets.Dataset:
+    "The examples `ex` assembled `chunk` at a time into the Arrow file `path` by `datasets`' own writer, and read back memory-mapped."
+    with ArrowWriter(features=EXAMPLE_FEATURES, path=str(path)) as w:
+        for a in range(0, len(ex.r), chunk): w.write_table(assemble(st, lay, ex.take(slice(a, a + chunk)), pieces, end_ids, train_on))
+        w.finalize()
+    return datasets.Dataset.from_file(str(path))
+
 # %% ../nbs/01_prepare.ipynb #65c6e2d5
 def histogram(lengths, block_size:int, bins:int=16) -> dict:
     "Token-length histogram: `bins` equal bins up to the block size."
@@ -526,15 +588,15 @@ def select_messages(msgs, cfg:PrepareConfig, path='messages') -> Selection:
 
 # %% ../nbs/01_prepare.ipynb #b64d568d
 def prepare(msgs, tok, cfg:PrepareConfig, path='messages', tmp=None, template:str|None=None, max_examples:int=0) -> tuple[datasets.DatasetDict, dict]:
-    "The tokenized train/validation/test examples of `msgs` (messages, their Arrow table, or a `Selection`) for `tok`, and their numbers."
+    "The tokenized train/validation/test examples of `msgs` (messages, their Arrow table, or a `Selection`) for `tok`, and their numbers; the examples are files in `tmp` (a private temporary folder when None), memory-mapped."
     sel = msgs if isinstance(msgs, Selection) else select_messages(msgs, cfg, path)
     st = sel.st
     t1, tpl = time.perf_counter(), make_template(tok, template or cfg.template, cfg.lang)
     if tok.pad_token is None: tok.pad_token = tok.eos_token  # GPT-2 has none; the labels keep the real terminator
     enc = tok.backend_tokenizer  # the Rust tokenizer: message text with special-token text read as text, the template's markup as tokens
-    with progress_bars(cfg.progress), tempfile.TemporaryDirectory(dir=tmp) as work, special_as_text(enc):  # private (0700), removed after
+    with special_as_text(enc):
         d = pc.dictionary_encode(st.text)  # each distinct text once
-        text_ids, off = encode_texts(d.dictionary, enc, cfg.num_proc, work)
+        text_ids, off = encode_texts(d.dictionary, enc, cfg.num_proc)
     code, t2 = _col(d.indices), time.perf_counter()
     with special_as_text(enc, False):
         pieces, clean = Pieces(enc), _cleaner(tok)
@@ -548,8 +610,10 @@ def prepare(msgs, tok, cfg:PrepareConfig, path='messages', tmp=None, template:st
     chat_ids = np.array([c for c, _ in st.chats], dtype=object)
     ex, cap = cap_examples(ex, chat_ids[ex.chat], st.ids[ex.r], max_examples, cfg.seed)
     parts, leak = split_examples(ex, sel.split[ex.r], st.secs, len(st.chat), drop=cfg.split == 'time')
-    dsd = datasets.DatasetDict({k: datasets.Dataset(datasets.table.InMemoryTable(assemble(st, lay, ex.take(v), pieces, end_ids, cfg.train_on)),
-                                                    fingerprint=generate_random_fingerprint()) for k, v in parts.items()})
+    work = Path(tempfile.mkdtemp(dir=tmp, prefix='examples-'))  # private (0700)
+    with progress_bars(cfg.progress):
+        dsd = datasets.DatasetDict({k: write_examples(st, lay, ex.take(v), pieces, end_ids, cfg.train_on, work/f'{k}.arrow') for k, v in parts.items()})
+    weakref.finalize(dsd, shutil.rmtree, work, True)  # the files go with the DatasetDict
     kept = np.concatenate(list(parts.values()))
     n, L = ex.length[kept], (ex.length - ex.prompt_len)[kept]
     stats = dict(messages=sel.info['messages'], messages_skipped=sel.info['skipped'], chats=sel.info['chats'], responses=found['responses'],
@@ -615,12 +679,16 @@ def check_splits(dsd:datasets.DatasetDict, stats:dict, path='messages'):
     raise user_error(path, f"leaves the {k} split empty (train {n['train']}, validation {n['validation']}, test {n['test']} examples{why})",
                      f"{todo}, use split random or chat, or give more messages")
 
+SHARD = 256 << 20          # bytes of examples per file of a saved split
+SAVE_IN_PROCESS = 512 << 20  # a larger DatasetDict is saved by worker processes, so that no process maps all of it
+
 def save_prepared(dsd:datasets.DatasetDict, stats:dict, tok, out, path='messages') -> Path:
-    "Save the examples, `stats.json` and the tokenizer to the folder `out`, atomically and privately; never a dataset with an empty split."
+    "Save the examples (`datasets`' sharded writing), `stats.json` and the tokenizer to the folder `out`, atomically and privately; never a dataset with an empty split."
     check_splits(dsd, stats, path)
-    out = check_out(out)
+    out, big = check_out(out), sum(ds.data.nbytes for ds in dsd.values()) > SAVE_IN_PROCESS
     with atomic_path(out, folder=True) as tmp:
-        with progress_bars(stats['config'].get('progress', False)): dsd.save_to_disk(str(tmp))
+        with progress_bars(stats['config'].get('progress', False)):  # a large one by worker processes, each mapping one shard at a time
+            dsd.save_to_disk(str(tmp), max_shard_size=SHARD, num_proc=max(2, worker_count(stats['config'].get('num_proc', 0), 2 * SHARD)) if big else None)
         tok.save_pretrained(tmp/'tokenizer')
         with atomic_write(tmp/'stats.json') as f: json.dump(stats, f, indent=1)
         _private(tmp)
@@ -634,17 +702,22 @@ def stage_messages(cfg:PrepareConfig, work) -> tuple[pa.Table, str]:
     db, wa = synth_export(Path(work)/'export', cfg.n_messages, cfg.seed, **({'owner': cfg.owner} if cfg.owner else {}))['msgstore']
     return messages_table(parse_inputs([db], ParseOptions(me=cfg.owner or None, contacts=str(wa)))), 'the synthetic export'
 
-def prepare_datasets(tb:pa.Table, cfg:PrepareConfig, path='messages', out=None, quiet:bool=False) -> dict:
-    "Both trainers' datasets of the messages `tb`, one split of replies for both, into `out`/full and `out`/qlora (atomically); their stats."
+def release_memory():
+    "Hand back to the system the memory Arrow's allocator keeps for reuse (a few hundred MB after a million messages)."
+    pa.default_memory_pool().release_unused()
+
+def prepare_datasets(msgs, cfg:PrepareConfig, path='messages', out=None, quiet:bool=False) -> dict:
+    "Both trainers' datasets of `msgs` (the messages' table or their `Selection`), one split of replies for both, into `out`/full and `out`/qlora (atomically); their stats."
     out, stats = check_root(out or cfg.out), {}
-    sel = select_messages(tb, cfg, path)  # the owner, pseudonyms, stream and split: once for every tokenizer
+    sel = msgs if isinstance(msgs, Selection) else select_messages(msgs, cfg, path)  # the owner, pseudonyms, stream and split: once for every tokenizer
     out.resolve().parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out, folder=True) as tmp:
+    with atomic_path(out, folder=True) as tmp, tempfile.TemporaryDirectory(dir=out.resolve().parent, prefix='.prepare-') as work:  # private, removed after
         for kind, name, template, cap in cfg.datasets():
-            tok = get_tokenizer(name, sel.st.text.to_pylist(), cfg.vocab_size)  # demo-bpe learns the pseudonymized lines
-            dsd, s = prepare(sel, tok, cfg, path, tmp=tmp, template=template, max_examples=cap)
+            tok = get_tokenizer(name, sel.st.text.to_pylist() if name == 'demo-bpe' else None, cfg.vocab_size)  # demo-bpe learns the pseudonymized lines
+            dsd, s = prepare(sel, tok, cfg, path, tmp=work, template=template, max_examples=cap)
             s.update(dataset=kind, tokenizer=name)
             save_prepared(dsd, s, tok, tmp/kind, path)
+            del dsd; release_memory()  # its files and buffers go before the next tokenizer's
             stats[kind] = s
             if not quiet:
                 lk = s['leak']
@@ -671,6 +744,8 @@ def prepare_main(cfg:PrepareConfig, args=None) -> dict:
     out.resolve().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.resolve().parent, prefix='.prepare-') as work:  # a synthetic export, removed after
         tb, path = stage_messages(cfg, work)
-    stats = prepare_datasets(tb, cfg, path, out, quiet)
+    sel = select_messages(tb, cfg, path)
+    del tb; release_memory()  # the stream holds what the examples need: the table read goes
+    stats = prepare_datasets(sel, cfg, path, out, quiet)
     if not quiet: print(f"{', '.join(stats)} -> {out} ({time.perf_counter() - t0:.1f} s)")
     return stats

@@ -7,7 +7,8 @@ import datasets
 from conftest import run_chatmimic, assert_user_error
 from chatmimic.parse import Message, ParseOptions, parse_inputs, write_jsonl
 from chatmimic.models import train_demo_tokenizer, load_tokenizer
-from chatmimic.prepare import PrepareConfig, prepare, prefix_mask, check_labels, encode_texts, special_as_text, SPLITS
+from pathlib import Path
+from chatmimic.prepare import PrepareConfig, prepare, prefix_mask, check_labels, encode_texts, special_as_text, tokenize_workers, SPLITS
 
 OWNER = 'Paolo Neri'
 
@@ -128,16 +129,40 @@ def test_sample_is_drawn_by_reply(export):
     assert all(len(small[k]) > 0 for k in SPLITS)
 
 def test_special_text_stays_text_in_worker_processes(export):
-    "Above 20,000 distinct lines, texts are tokenized in 2 processes; a message saying <|endoftext|> is still text there."
+    "Above 20,000 distinct lines, texts are tokenized in worker processes, a batch at a time; a message saying <|endoftext|> is still text there."
     d, _ = export
     enc = load_tokenizer(str(d/'tok')).backend_tokenizer
     texts = pa.array([f' riga {i} <|endoftext|>' for i in range(20_001)])
+    assert tokenize_workers(len(texts), 2) == 2 and tokenize_workers(len(texts), 0) >= 1
     with special_as_text(enc):
-        ids, off = encode_texts(texts, enc, num_proc=2, tmp=d)
-        ref = enc.encode_batch([texts[0].as_py(), texts[-1].as_py()], add_special_tokens=False)
+        ids, off = encode_texts(texts, enc, num_proc=2)
+        ref = enc.encode_batch(texts.to_pylist(), add_special_tokens=False)
     eos = enc.token_to_id('<|endoftext|>')
     assert eos not in ids.tolist() and len(off) == 20_002
-    assert [ids[off[0]:off[1]].tolist(), ids[off[-2]:off[-1]].tolist()] == [r.ids for r in ref]
+    assert [ids[a:b].tolist() for a, b in zip(off[:-1], off[1:])] == [r.ids for r in ref]  # every text, across the batch boundaries
+
+def test_large_dataset_is_saved_in_shards_by_workers(export, tmp_path, monkeypatch):
+    "Past SAVE_IN_PROCESS bytes a dataset is written by datasets' save_to_disk in worker processes, shard by shard; it reads back the same."
+    import chatmimic.prepare as P
+    d, msgs = export
+    tok = load_tokenizer(str(d/'tok'))
+    dsd, stats = prepare(msgs, tok, config())
+    monkeypatch.setattr(P, 'SAVE_IN_PROCESS', 0); monkeypatch.setattr(P, 'SHARD', 1 << 16)
+    out = P.save_prepared(dsd, stats, tok, tmp_path/'ds')
+    assert len(list((out/'train').glob('data-*.arrow'))) > 2
+    back = datasets.load_from_disk(str(out))
+    for k in SPLITS: assert back[k].to_dict() == dsd[k].to_dict()
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.rglob('*') if p.is_file()} == {0o600}
+
+def test_examples_are_files_removed_with_the_datasets(export):
+    "prepare's examples are Arrow files written chunk by chunk, memory-mapped; they go when the DatasetDict goes."
+    import gc
+    d, msgs = export
+    dsd, _ = prepare(msgs, load_tokenizer(str(d/'tok')), config())
+    files = [Path(f['filename']) for ds in dsd.values() for f in ds.cache_files]
+    assert len(files) == 3 and all(f.is_file() for f in files)
+    del dsd; gc.collect()
+    assert not any(f.exists() for f in files)
 
 def test_prefix_mask():
     m = prefix_mask([2, 1], [3, 4], 4)
