@@ -19,7 +19,7 @@ built before timing starts (favouring the reference). Both are also timed in CPU
     .venv/bin/python bench/train_bench.py --gelu-new         # transformers' GPT-2 activation as it ships
     .venv/bin/python bench/train_bench.py --layers 12 --embd 768 --heads 12 --steps 6   # GPT-2 small's shape
 """
-import argparse, math, os, sys, tempfile, time
+import argparse, tempfile, time
 from pathlib import Path
 
 from chatmimic.train import TrainConfig, demo_dataset, load_prepared, pack_dataset, PackedCollator, train
@@ -103,7 +103,7 @@ def ours(hf, tok, dsd, stats, steps, batch, lr, warm):
     T._RunCallback.on_train_begin = begin
     m = GPT2LMHeadModel(hf.config); m.load_state_dict(hf.state_dict())
     with tempfile.TemporaryDirectory() as d:
-        cfg = TrainConfig(out_dir=str(Path(d)/'run'), learning_rate=lr, micro_batch=batch, grad_accum=1, max_steps=steps, eval_every=0,
+        cfg = TrainConfig(out=str(Path(d)/'run'), learning_rate=lr, micro_batch=batch, grad_accum=1, max_steps=steps, eval_every=0,
                           save_every=0, log_every=steps, progress=False, power_interval=5.0)
         try: met = train(m, tok, dsd, stats, cfg, dict(kind='full', model='bench', base=None))
         finally: T._RunCallback.on_train_begin = orig
@@ -121,7 +121,7 @@ def main():
     p.add_argument('--gelu-new', action='store_true', help="keep GPT-2's gelu_new as transformers writes it (the study's slow transformers run)")
     a = p.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
-    dsd, stats, tok = load_prepared(demo_dataset())
+    dsd, stats, tok = load_prepared(demo_dataset(block_size=256))
     B = stats['config']['block_size']
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=a.vocab or len(tok), n_positions=B, n_embd=a.embd, n_layer=a.layers, n_head=a.heads, resid_pdrop=a.dropout,

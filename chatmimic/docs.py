@@ -10,10 +10,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, unquote
 
 import yaml
-from .core import STAGE_NOTEBOOKS, UserError
+from .core import STAGES, UserError
 
 # %% auto #0
-__all__ = ['SKIP', 'source_notebooks', 'demo_run', 'executed_copy', 'sidebar', 'demo_page', 'copy_run', 'only_doc_cells',
+__all__ = ['SKIP', 'source_notebooks', 'publishable_run', 'executed_copy', 'sidebar', 'demo_page', 'copy_run', 'only_doc_cells',
            'strip_web_fonts', 'build_docs', 'broken_links', 'main']
 
 # %% ../nbs/06a_docs.ipynb #bae1896f
@@ -26,7 +26,7 @@ def source_notebooks(nbs) -> list[Path]:
 
 def _sha(p) -> str: return hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16]
 
-def demo_run(run) -> Path|None:
+def publishable_run(run) -> Path|None:
     "The demo run folder to publish, if it exists, is complete, and ran on the synthetic export only (never a user's messages)."
     run = Path(run)
     try: p = yaml.safe_load((run/'params.yaml').read_text())
@@ -38,7 +38,7 @@ def demo_run(run) -> Path|None:
 
 def executed_copy(nb:Path, cache:Path, run:Path|None, execute:bool=True, log=print) -> Path:
     "The executed version of notebook `nb`: the demo run's copy of a stage notebook, else a cached papermill run, else `nb` itself."
-    if run is not None and nb.stem in STAGE_NOTEBOOKS.values() and (run/nb.name).exists(): return run/nb.name
+    if run is not None and nb.stem in {st.notebook for st in STAGES.values()} and (run/nb.name).exists(): return run/nb.name
     out, stamp = cache/nb.name, cache/f'{nb.stem}.sha'
     if out.exists() and stamp.exists() and stamp.read_text() == _sha(nb): return out
     if not execute or nb.name == 'index.ipynb': return nb
@@ -111,7 +111,7 @@ def build_docs(root='.', out='_docs', run='runs/demo', execute:bool=True, render
     cfg, nbs = get_config(), root/'nbs'
     if renderer == 'auto': renderer = 'quarto' if shutil.which('quarto') else 'smalldocs'
     if renderer not in ('quarto', 'smalldocs'): raise UserError(f"renderer {renderer!r} is not one of auto, quarto, smalldocs.")
-    pub = demo_run(root/run) if run else None
+    pub = publishable_run(root/run) if run else None
     stage, cache = root/'runs'/'docs'/'nbs', root/'runs'/'docs'/'exec'
     shutil.rmtree(stage, ignore_errors=True); stage.mkdir(parents=True)
     for p in nbs.iterdir():  # the project files beside the notebooks (styles, the log)

@@ -11,10 +11,11 @@ from typing import Iterator
 
 from .core import user_error
 from .parse import Message, ParseOptions, iso_utc, load_json, require_me, require_sender
+from .whatsapp_db import Skips, is_text, seconds_in, time_range
 
 # %% auto #0
 __all__ = ['CONTENT_RULES', 'SYSTEM_TYPES', 'MEDIA_FIELDS', 'fix_mojibake', 'fix_strings', 'notice_kind', 'fb_kind',
-           'thread_files', 'fb_load', 'read_messenger']
+           'thread_files', 'fb_load', 'fb_problem', 'read_messenger']
 
 # %% ../nbs/00e_messenger.ipynb #e039d0fa
 def fix_mojibake(s:str) -> str:
@@ -24,11 +25,16 @@ def fix_mojibake(s:str) -> str:
     except (UnicodeEncodeError, UnicodeDecodeError): return s
 
 def fix_strings(o):
-    "`o` (loaded JSON) with `fix_mojibake` applied to every string in it."
-    if isinstance(o, str): return fix_mojibake(o)
-    if isinstance(o, list): return [fix_strings(v) for v in o]
-    if isinstance(o, dict): return {k: fix_strings(v) for k, v in o.items()}
-    return o
+    "A copy of `o` (loaded JSON) with `fix_mojibake` applied to every string in it; a loop, not recursion (a file may nest deeply)."
+    top = [o]
+    todo = [(top, 0)]  # (container, key) of each value still to repair
+    while todo:
+        c, k = todo.pop()
+        v = c[k]
+        if isinstance(v, str): c[k] = fix_mojibake(v)
+        elif isinstance(v, list): c[k] = v = list(v); todo += ((v, i) for i in range(len(v)))
+        elif isinstance(v, dict): c[k] = v = dict(v); todo += ((v, key) for key in v)
+    return top[0]
 
 # %% ../nbs/00e_messenger.ipynb #9f8f12bd
 CONTENT_RULES = [  # (kind, language, pattern matched against the whole content)
@@ -67,6 +73,7 @@ def _rules(sender:str|None) -> list:
 
 def notice_kind(content:str, sender:str|None) -> str|None:
     "'system' or 'media' when `content` is a notice of CONTENT_RULES rather than typed text, else None."
+    content = content.strip()
     return next((kind for kind, rx in _rules(sender) if rx.fullmatch(content)), None)
 
 # %% ../nbs/00e_messenger.ipynb #490d5a3c
@@ -76,9 +83,10 @@ MEDIA_FIELDS = ('photos', 'videos', 'gifs', 'audio_files', 'files', 'sticker')
 def fb_kind(m:dict) -> tuple[str, str|None]:
     "(kind, text) of one Messenger message, its strings already repaired."
     content = m.get('content') if isinstance(m.get('content'), str) else None
+    sender = m.get('sender_name') if isinstance(m.get('sender_name'), str) else None
     if m.get('is_unsent'): return 'deleted', None
     if m.get('type') in SYSTEM_TYPES: return 'system', content
-    notice = notice_kind(content, m.get('sender_name')) if content else None
+    notice = notice_kind(content, sender) if content else None
     if notice: return notice, content if notice == 'system' else None
     if any(m.get(k) for k in MEDIA_FIELDS): return 'media', content or None
     return ('text', content) if content else ('media', None)
@@ -95,9 +103,15 @@ def fb_load(path, data=None) -> dict:
     data = load_json(path) if data is None else data
     if not isinstance(data, dict) or not isinstance(data.get('messages'), list):
         raise user_error(path, 'has no "messages" list', 'pass a message_N.json of a Facebook or Instagram export')
-    if not all(isinstance(m, dict) and type(m.get('timestamp_ms')) in (int, float) for m in data['messages']):
-        raise user_error(path, 'a message has no "timestamp_ms"', 'pass the message_N.json files as Facebook wrote them')
     return fix_strings(data)
+
+def fb_problem(m, span:tuple) -> str|None:
+    "Why a Messenger message cannot be used (not an object, its time, its sender or its content), or None."
+    if not isinstance(m, dict): return 'a message that is not an object'
+    if seconds_in(m.get('timestamp_ms'), span, 1000) is None: return 'no valid "timestamp_ms"'
+    if not is_text(m.get('sender_name')): return 'a sender of the wrong type'
+    if not is_text(m.get('content')): return 'a text of the wrong type'
+    return None
 
 # %% ../nbs/00e_messenger.ipynb #da4609aa
 def read_messenger(path, opts:ParseOptions, data=None) -> Iterator[Message]:
@@ -105,13 +119,20 @@ def read_messenger(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     path = Path(path)
     docs = [fb_load(p, data if p.name == path.name else None) for p in thread_files(path)]
     me = require_me(path, opts, where='sender_name')
-    msgs = [m for d in docs for m in d['messages']][::-1]  # files and messages are newest first
-    msgs.sort(key=lambda m: m['timestamp_ms'])             # stable: equal times keep the true order
-    head = docs[0]
-    names = [p['name'] for p in head.get('participants') or [] if isinstance(p, dict) and p.get('name')]
+    head, skip, span = docs[0], Skips(path, opts), time_range('messenger')
+    tp = head.get('thread_path')
+    cid = tp if type(tp) is str and tp and is_text(tp) else f'{path.parent.parent.name}/{path.parent.name}'
+    msgs = []
+    for m in [m for d in docs for m in d['messages']][::-1]:  # files and messages are newest first
+        if why := fb_problem(m, span): skip(cid, why)
+        else: msgs.append(m)
+    msgs.sort(key=lambda m: m['timestamp_ms'])  # stable: equal times keep the true order
+    skip.check(len(msgs))
+    people = head.get('participants') if isinstance(head.get('participants'), list) else []
+    names = [n for p in people if isinstance(p, dict) and is_text(n := p.get('name')) and n]
     require_sender(path, me, [*names, *(m.get('sender_name') for m in msgs)], 'participants or senders of this thread', 'sender_name')
-    cid = head.get('thread_path') or f'{path.parent.parent.name}/{path.parent.name}'
-    chat, group = head.get('title') or path.parent.name, head.get('thread_type') == 'RegularGroup' or len(names) > 2
+    title = head.get('title') if is_text(head.get('title')) else None
+    chat, group = title or path.parent.name, head.get('thread_type') == 'RegularGroup' or len(names) > 2
     for i, m in enumerate(msgs):
         kind, text = fb_kind(m)
         sender = m.get('sender_name') or 'Facebook User'

@@ -4,18 +4,52 @@
 
 # %% ../nbs/00_parse.ipynb #d3aa7fde
 from __future__ import annotations
-import argparse, importlib, json, sqlite3, sys, time, unicodedata
-from dataclasses import dataclass, fields
+import importlib, json, sqlite3, sys, time, unicodedata
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .core import UserError, user_error, atomic_write
+from .core import UserError, user_error, atomic_write, StageConfig, param, closest, NOT_IN_STUDY
 
 # %% auto #0
-__all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'Message', 'iso_utc', 'ParseOptions', 'require_me',
-           'require_sender', 'get_reader', 'load_json', 'json_format', 'sniff', 'ro_connect', 'db_tables',
-           'sqlite_tables', 'expand_inputs', 'read_inputs', 'parse_inputs', 'write_jsonl', 'read_jsonl', 'chat_summary',
-           'display_width', 'format_table', 'add_parse_args', 'parse_main']
+__all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'SYNTH', 'PAPER_JSON', 'ParseConfig', 'Message',
+           'iso_utc', 'ParseOptions', 'require_me', 'require_sender', 'get_reader', 'load_json', 'json_format', 'sniff',
+           'ro_connect', 'db_tables', 'sqlite_tables', 'expand_inputs', 'open_inputs', 'read_inputs', 'sort_inputs',
+           'number_chats', 'iter_messages', 'parse_inputs', 'json_lines', 'write_jsonl', 'read_jsonl', 'ChatSummary',
+           'chat_summary', 'display_width', 'format_table', 'by_name', 'parse_stream', 'parse_stage', 'write_messages',
+           'parse_main']
+
+# %% ../nbs/00_parse.ipynb #cce83327
+@dataclass
+class ParseConfig(StageConfig):
+    "Every choice of the parse stage, checked when it is built."
+    inputs: list = param([], "export files or folders: msgstore.db, .txt/.zip, result.json, message_1.json, ...; [] parses the synthetic export of n_messages",
+                         path='file', positional='*', study=NOT_IN_STUDY)
+    out: str = param('messages.jsonl', 'the JSON Lines file written (mode 0600); a synthetic export goes beside it, in export/', short='-o', path='file', study=NOT_IN_STUDY)
+    owner: str = param('', "the owner's display name as it appears in the export; '' where the export says who it is (WhatsApp databases, Telegram)",
+                       aliases=('--me',), study=NOT_IN_STUDY)
+    contacts: str = param('', 'WhatsApp wa.db, for contact names', path='file', study=NOT_IN_STUDY)
+    tz: str = param('UTC', 'time zone of the phone that wrote a .txt export (a .txt carries none)', study=NOT_IN_STUDY)
+    date_order: str = param('', "date order of a .txt export: dmy, mdy or ymd; '' infers it from the whole file", choices=('', 'dmy', 'mdy', 'ymd'), study=NOT_IN_STUDY)
+    format: str = param('', "force the input format (a name in parse.READERS: msgstore, whatsapp-txt, telegram, ...); '' detects it from each file", study=NOT_IN_STUDY)
+    key: str = param('', 'key (64 hex digits or a key file) to decrypt a .crypt12/14/15 backup', path='maybe', study=NOT_IN_STUDY)
+    paper_json: bool = param(False, "write the study's WhatsApp-Chat-Exporter JSON (appendix A.2) instead of JSON Lines", study=NOT_IN_STUDY)
+    n_messages: int = param(3000, 'size of the synthetic export parsed when there are no inputs', unit='messages', study=NOT_IN_STUDY)
+    seed: int = param(0, 'seed of the synthetic export', study=NOT_IN_STUDY)
+    progress: bool = param(False, 'show a progress bar on large inputs (a command on a terminal shows it anyway, unless -q)', study=NOT_IN_STUDY)
+
+    def check(self):
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try: ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError): raise UserError(f"tz {self.tz!r} is not a time zone; use a name such as Europe/Rome or UTC.")
+        if self.format and self.format not in READERS:  # READERS is defined below; looked up when a format is forced
+            raise UserError(f"format {self.format!r} is not one of {', '.join(READERS)}{closest(self.format, READERS)}.")
+        if self.n_messages < 1: raise UserError(f'n_messages {self.n_messages} must be at least 1.')
+
+    def options(self, progress:bool=False) -> ParseOptions:
+        "What a reader needs of this config."
+        return ParseOptions(me=self.owner or None, contacts=self.contacts or None, tz=self.tz, date_order=self.date_order or None,
+                            key=self.key or None, progress=progress)
 
 # %% ../nbs/00_parse.ipynb #e4e50157
 KINDS = ('text', 'media', 'system', 'deleted')
@@ -75,6 +109,8 @@ READERS = {
     'whatsapp-txt':  'chatmimic.whatsapp_txt:read_whatsapp_txt',  # "Export chat" .txt (Android, iOS, or its .zip)
     'telegram':      'chatmimic.telegram:read_telegram',          # Telegram Desktop result.json, full or one chat
     'messenger':     'chatmimic.messenger:read_messenger',        # Facebook Messenger / Instagram message_N.json
+    'whatsapp-ios':  'chatmimic.whatsapp_ios:read_whatsapp_ios',  # iPhone backup folder (Manifest.db), encrypted or not, or ChatStorage.sqlite
+    'signal':        'chatmimic.signal:read_signal',              # Signal Desktop through signal-export: a chat's data.json
 }
 
 def get_reader(fmt:str):
@@ -117,9 +153,14 @@ def sniff(path) -> tuple[str, object]:
     if size == 0: raise user_error(path, 'the file is empty', 'export the chat again or pass another file')
     with open(path, 'rb') as f: head = f.read(4096)
     name = path.name.lower()
+    if name == 'manifest.db': return 'whatsapp-ios', None  # an iPhone backup, encrypted (not SQLite) or not
     if head.startswith(SQLITE_MAGIC):
         tables = sqlite_tables(path)
         if 'message' in tables or 'messages' in tables: return 'msgstore', None
+        if 'ZWAMESSAGE' in tables: return 'whatsapp-ios', None
+        if 'ZWAADDRESSBOOKCONTACT' in tables:
+            raise user_error(path, "is WhatsApp's iPhone contacts database (ContactsV2.sqlite), not a message database",
+                             'pass ChatStorage.sqlite (with this file as --contacts) or the whole backup folder')
         if 'wa_contacts' in tables:
             raise user_error(path, 'is a WhatsApp contacts database (wa.db), not a message database',
                              'pass it with --contacts and give msgstore.db as the input')
@@ -127,6 +168,7 @@ def sniff(path) -> tuple[str, object]:
     if '.crypt' in name: return 'msgstore', None  # encrypted backup: the reader decrypts it with --key or says how
     if name.endswith('.zip') or head.startswith(b'PK\x03\x04'): return 'whatsapp-txt', None
     stripped = head.lstrip(b'\xef\xbb\xbf \t\r\n')
+    if stripped.startswith(b'{"date": '): return 'signal', None  # signal-export's data.json: JSON Lines, each line opening with the date
     if name.endswith('.json') or stripped[:1] in (b'{', b'['):
         data = load_json(path)
         fmt = json_format(data)
@@ -134,7 +176,7 @@ def sniff(path) -> tuple[str, object]:
                                           'pass the file the app exported, unchanged')
         return fmt, data
     if name.endswith('.db') or name.endswith('.sqlite'):
-        raise user_error(path, 'is not an SQLite database (truncated, corrupt or encrypted)', 'copy msgstore.db from the phone again')
+        raise user_error(path, 'is not an SQLite database (truncated, corrupt or encrypted)', 'copy it from the phone or the backup again')
     return 'whatsapp-txt', None
 
 def ro_connect(path) -> sqlite3.Connection:
@@ -152,10 +194,10 @@ def sqlite_tables(path) -> set[str]:
         try: return db_tables(con)
         finally: con.close()
     except sqlite3.DatabaseError as e:
-        raise user_error(path, f'is a damaged SQLite database ({e})', 'copy msgstore.db from the phone again')
+        raise user_error(path, f'is a damaged SQLite database ({e})', 'copy it from the phone or the backup again')
 
 # %% ../nbs/00_parse.ipynb #e0bf59bb
-EXPORT_NAMES = ('msgstore.db', 'result.json')
+EXPORT_NAMES = ('msgstore.db', 'result.json', 'ChatStorage.sqlite')
 
 def expand_inputs(paths) -> list[Path]:
     "Files to read for `paths`: files as given, folders searched for the exports in them."
@@ -163,19 +205,22 @@ def expand_inputs(paths) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists(): raise user_error(p, 'does not exist', 'check the path')
         if p.is_file(): out.append(p); continue
+        backups = [p/'Manifest.db'] if (p/'Manifest.db').is_file() else sorted(p.glob('*/Manifest.db'))  # an iPhone backup, or MobileSync/Backup
+        if backups: out += backups; continue  # (never searched file by file: a backup holds 100,000s)
         found = [q for n in EXPORT_NAMES for q in sorted(p.rglob(n))]
         if not found:
             found = sorted(p.rglob('message_*.json')) + sorted(p.rglob('*.txt')) + sorted(p.rglob('*.zip'))
             found += sorted(q for q in p.rglob('*.crypt1[245]'))
+            found += sorted(q for q in p.rglob('data.json') if 'exported_stickers' not in q.parts)  # signal-export: one per chat
         found = [q for q in found if q.name != 'wa.db']
         if not found: raise user_error(p, 'is a folder with no chat export in it',
-                                       'pass msgstore.db, result.json, message_1.json or a WhatsApp .txt export')
+                                       'pass msgstore.db, an iPhone backup, result.json, message_1.json, a Signal export or a WhatsApp .txt export')
         out += found
     return out
 
 # %% ../nbs/00_parse.ipynb #65a661e7
-def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, Message]]:
-    "Every message of every input, tagged with the index of the file it came from."
+def open_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, object, Iterable[Message]]]:
+    "(index, reader, messages) of each input file, opened one at a time; its messages are read when iterated."
     opts = opts or ParseOptions()
     if fmt is not None and fmt not in READERS: raise UserError(f"unknown format {fmt!r}; choose one of {', '.join(READERS)}.")
     threads = set()  # a Messenger reader reads every message_N.json of its folder: each folder once
@@ -184,13 +229,18 @@ def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterat
         f, data = (fmt, load_json(p) if fmt in ('whatsapp-json', 'telegram', 'messenger') else None) if fmt else sniff(p)
         if f == 'messenger': threads.add(p.parent)
         reader = get_reader(f)
-        for m in (reader(p, opts, data) if data is not None else reader(p, opts)): yield i, m
+        yield i, reader, (reader(p, opts, data) if data is not None else reader(p, opts))
 
-def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[Message]:
-    "Parse `paths` into one chronological, renumbered list of messages."
+def read_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[tuple[int, Message]]:
+    "Every message of every input, tagged with the index of the file it came from."
+    for i, _, msgs in open_inputs(paths, opts, fmt):
+        for m in msgs: yield i, m
+
+def sort_inputs(inputs:Iterable[tuple]) -> list[Message]:
+    "The messages of `open_inputs`, merged by chat, ordered and renumbered in memory (any reader, any number of files)."
     chats, src = {}, {}  # chat_id -> its messages; id(message) -> index of the input it came from
-    for i, m in read_inputs(paths, opts, fmt):
-        chats.setdefault(m.chat_id, []).append(m); src[id(m)] = i
+    for i, _, ms in inputs:
+        for m in ms: chats.setdefault(m.chat_id, []).append(m); src[id(m)] = i
     msgs = []
     for c in sorted(chats, key=lambda c: (min(m.timestamp for m in chats[c]), c)):  # chats by their first message
         ms = chats[c]
@@ -205,16 +255,76 @@ def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[
         m.id, m.reply_to = n, None if m.reply_to is None else new[src[id(m)]].get(m.reply_to)
     return msgs
 
+def number_chats(msgs:Iterable[Message]) -> Iterator[Message]:
+    "Number messages that arrive in order, chat by chat, 1..N as they pass; `reply_to` within the chat (a reply to a later message waits for it)."
+    n, chat, done, keys, wait, held, last = 0, None, set(), {}, {}, [], ''
+    for m in msgs:
+        if m.chat_id != chat or not n:  # a new chat: a reply still waiting quotes nothing in the export
+            yield from held
+            if n: done.add(chat)
+            chat, keys, wait, held, last = m.chat_id, {}, {}, [], ''
+            if chat in done: raise ValueError(f'a reader returned chat {chat!r} in two parts')
+        if m.timestamp < last: raise ValueError(f'a reader returned chat {chat!r} out of time order')
+        n, last, key, q = n + 1, m.timestamp, m.id, m.reply_to
+        if key in keys: raise ValueError(f'a reader produced the duplicate message key {key!r}')
+        keys[key] = m.id = n  # source key -> 1..N, for this chat's replies
+        for h in wait.pop(key, ()): h.reply_to = n
+        if q is not None:
+            m.reply_to = keys.get(q)
+            if m.reply_to is None: wait.setdefault(q, []).append(m)
+        if wait or held:  # held from the first reply that waits until nothing waits, so the order stays
+            held.append(m)
+            if not wait: yield from held; held = []
+        else: yield m
+    yield from held
+
+def iter_messages(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> Iterator[Message]:
+    "The messages of `paths` in order, numbered 1..N: streamed from one input whose reader yields them in that order, else sorted in memory."
+    inputs = open_inputs(paths, opts, fmt)
+    first = next(inputs, None)
+    if first is None: return
+    second = next(inputs, None)
+    if second is None and getattr(first[1], 'ordered', False): yield from number_chats(first[2]); return
+    def each():
+        yield first
+        if second is not None: yield second
+        yield from inputs
+    yield from sort_inputs(each())
+
+def parse_inputs(paths, opts:ParseOptions|None=None, fmt:str|None=None) -> list[Message]:
+    "Parse `paths` into one chronological, renumbered list of messages."
+    return list(iter_messages(paths, opts, fmt))
+
 # %% ../nbs/00_parse.ipynb #3a750dab
+_STR = json.encoder.encode_basestring  # the C function that json.dumps(..., ensure_ascii=False) encodes strings with
+_LIT = {True: 'true', False: 'false'}
+
+def json_lines(msgs:Iterable[Message]) -> Iterator[str]:
+    "Each message as the line `json.dumps(vars(m), ensure_ascii=False)` writes, built faster: a chat's fields and the senders encoded once."
+    enc, s, lit, n_fields = json.JSONEncoder(ensure_ascii=False).encode, _STR, _LIT, len(FIELDS)
+    chat = name = group = None; head, names, kinds = '', {}, {k: _STR(k) for k in KINDS}
+    for m in msgs:
+        i, t, r, fm, ed, ts = m.id, m.text, m.reply_to, m.from_me, m.edited, m.timestamp
+        if not (type(i) is int and type(fm) is bool and type(ed) is bool and type(ts) is str and (t is None or type(t) is str)
+                and (r is None or type(r) is int) and len(m.__dict__) == n_fields):
+            yield enc(m.__dict__); continue  # anything unusual: the encoder itself
+        if m.chat_id != chat or m.chat != name or m.is_group is not group:
+            chat, name, group = m.chat_id, m.chat, m.is_group
+            head = f'{{"chat_id": {enc(chat)}, "chat": {enc(name)}, "is_group": {enc(group)}, "id": '
+        sj = names.get(m.sender)
+        if sj is None: sj = names[m.sender] = enc(m.sender)
+        yield (f'{head}{i}, "timestamp": {s(ts)}, "sender": {sj}, "from_me": {lit[fm]}, "kind": {kinds[m.kind]}, '
+               f'"text": {"null" if t is None else s(t)}, "edited": {lit[ed]}, "reply_to": {"null" if r is None else r}}}')
+
 def write_jsonl(msgs:Iterable[Message], out) -> int:
-    "Write `msgs` as JSON Lines to `out` (atomic, mode 0600); returns the count."
-    enc, n = json.JSONEncoder(ensure_ascii=False).encode, 0  # one encoder: json.dumps(..., ensure_ascii=False) builds one per call
+    "Write `msgs` as JSON Lines to `out` as they come (atomic, mode 0600); returns the count."
+    n = 0
     with atomic_write(out) as f:
         batch = []
-        for m in msgs:
-            batch.append(enc(m.__dict__)); n += 1
-            if len(batch) == 10_000: f.write('\n'.join(batch) + '\n'); batch = []
-        if batch: f.write('\n'.join(batch) + '\n')
+        for line in json_lines(msgs):
+            batch.append(line)
+            if len(batch) == 10_000: f.write('\n'.join(batch) + '\n'); n += len(batch); batch = []
+        if batch: f.write('\n'.join(batch) + '\n'); n += len(batch)
     return n
 
 def read_jsonl(path) -> list[Message]:
@@ -222,17 +332,35 @@ def read_jsonl(path) -> list[Message]:
     with open(path, encoding='utf-8') as f: return [Message(**json.loads(l)) for l in f if l.strip()]
 
 # %% ../nbs/00_parse.ipynb #8143f441
+class ChatSummary:
+    "What `chatmimic parse` prints, counted while the messages stream past: one row per chat."
+    def __init__(self): self.chats = {}
+
+    def count(self, msgs:Iterable[Message]) -> Iterator[Message]:
+        "Pass `msgs` on, counting each."
+        chat, r = None, None
+        for m in msgs:
+            if m.chat_id != chat:
+                chat, r = m.chat_id, self.chats.get(m.chat_id)
+                if r is None: r = self.chats[chat] = dict(chat=m.chat, group=m.is_group, messages=0, mine=0, text=0, media=0, system=0,
+                                                         deleted=0, edited=0, first=m.timestamp, last=m.timestamp)
+            r['messages'] += 1; r[m.kind] += 1
+            if m.from_me: r['mine'] += m.from_me
+            if m.edited: r['edited'] += m.edited
+            ts = m.timestamp
+            if ts > r['last']: r['last'] = ts
+            elif ts < r['first']: r['first'] = ts
+            yield m
+
+    def rows(self) -> list[dict]:
+        "One row per chat: messages by kind, the owner's, the edited ones, first and last day."
+        return [{**r, 'first': r['first'][:10], 'last': r['last'][:10]} for r in self.chats.values()]
+
 def chat_summary(msgs:Iterable[Message]) -> list[dict]:
     "One row per chat: messages by kind, the owner's share, first and last day."
-    rows = {}
-    for m in msgs:
-        r = rows.get(m.chat_id)
-        if r is None:
-            r = rows[m.chat_id] = dict(chat=m.chat, group=m.is_group, messages=0, mine=0, text=0, media=0,
-                                       system=0, deleted=0, edited=0, first=m.timestamp[:10], last=m.timestamp[:10])
-        r['messages'] += 1; r['mine'] += m.from_me; r[m.kind] += 1; r['edited'] += m.edited
-        r['first'], r['last'] = min(r['first'], m.timestamp[:10]), max(r['last'], m.timestamp[:10])
-    return list(rows.values())
+    s = ChatSummary()
+    for _ in s.count(msgs): pass
+    return s.rows()
 
 def display_width(s:str) -> int:
     "Columns `s` takes in a terminal: wide (CJK, most emoji) characters take two, combining marks none."
@@ -250,35 +378,45 @@ def format_table(rows:list[dict], cols=None) -> str:
     return '\n'.join([fmt(cells[0]), '  '.join('-'*x for x in w)] + [fmt(r) for r in cells[1:]])
 
 # %% ../nbs/00_parse.ipynb #53e64f68
-def add_parse_args(p:argparse.ArgumentParser):
-    "The arguments of `chatmimic parse`."
-    p.add_argument('inputs', nargs='+', help='export files or folders: msgstore.db, .txt/.zip, result.json, message_1.json, ...')
-    p.add_argument('--me', help="the owner's display name as it appears in the export")
-    p.add_argument('--contacts', help='WhatsApp wa.db, for contact names')
-    p.add_argument('--tz', default='UTC', help='time zone of the phone that wrote a .txt export (default UTC)')
-    p.add_argument('--date-order', choices=['dmy', 'mdy', 'ymd'], help='date order of a .txt export (default: inferred)')
-    p.add_argument('--format', choices=list(READERS), help='force the input format instead of detecting it')
-    p.add_argument('--key', help='key (64 hex digits or key file) to decrypt a .crypt12/14/15 backup')
-    p.add_argument('-o', '--out', required=True, help='output JSON Lines file (written with mode 0600)')
-    p.add_argument('--paper-json', action='store_true', help="write the study's WhatsApp-Chat-Exporter JSON (appendix A.2) instead")
-    p.add_argument('-q', '--quiet', action='store_true', help='print nothing but errors')
+SYNTH = 'chatmimic.synth:synth_export'              # writes the synthetic export, parsed when there are no inputs
+PAPER_JSON = 'chatmimic.whatsapp_db:to_paper_json'  # the study's WhatsApp-Chat-Exporter JSON (appendix A.2)
 
-def parse_main(args):
-    "Run `chatmimic parse` from parsed arguments."
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-    try: ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError): raise UserError(f"--tz {args.tz!r} is not a time zone; use a name such as Europe/Rome or UTC.")
-    opts = ParseOptions(me=args.me, contacts=args.contacts, tz=args.tz, date_order=args.date_order, key=args.key,
-                        progress=not args.quiet and sys.stderr.isatty())
-    t0 = time.perf_counter()
-    msgs = parse_inputs(args.inputs, opts, args.format)
-    if not msgs: raise UserError(f"{', '.join(args.inputs)}: no messages found; check that the export is complete.")
-    if args.paper_json:
-        from chatmimic.whatsapp_db import to_paper_json
-        with atomic_write(args.out) as f: json.dump(to_paper_json(msgs), f, ensure_ascii=False)
-        n = len(msgs)
-    else: n = write_jsonl(msgs, args.out)
-    if not args.quiet:
-        print(format_table(chat_summary(msgs)))
-        print(f"{n} messages in {len({m.chat_id for m in msgs})} chats -> {args.out} ({time.perf_counter()-t0:.1f} s)")
-    return msgs
+def by_name(spec:str):
+    "The function `module:name`, imported when first used."
+    mod, fn = spec.split(':')
+    return getattr(importlib.import_module(mod), fn)
+
+def _some(msgs:Iterable[Message], inputs) -> Iterator[Message]:
+    "`msgs`, or the one-sentence error when there are none."
+    n = 0
+    for m in msgs: n += 1; yield m
+    if not n: raise UserError(f"{', '.join(map(str, inputs))}: no messages found; check that the export is complete.")
+
+def parse_stream(cfg:ParseConfig, progress:bool=False) -> Iterator[Message]:
+    "The stage's messages as they are read: `cfg.inputs`, or (none given) the synthetic export of `cfg.n_messages`, written beside `cfg.out` in export/."
+    if cfg.inputs: return _some(iter_messages(cfg.inputs, cfg.options(progress), cfg.format or None), cfg.inputs)
+    paths = by_name(SYNTH)(Path(cfg.out).parent/'export', n_messages=cfg.n_messages, seed=cfg.seed, **({'owner': cfg.owner} if cfg.owner else {}))
+    db, wa = paths['msgstore']
+    return iter_messages([db], replace(cfg.options(progress), contacts=str(wa)), 'msgstore')
+
+def parse_stage(cfg:ParseConfig, progress:bool=False) -> list[Message]:
+    "The stage's messages as a list (`parse_stream`, held)."
+    return list(parse_stream(cfg, progress))
+
+def write_messages(msgs:Iterable[Message], out, paper_json:bool=False) -> int:
+    "Write `msgs` to `out` as JSON Lines as they come, or as the study's JSON (atomic, mode 0600); returns the count."
+    if not paper_json: return write_jsonl(msgs, out)
+    msgs = list(msgs)  # the study's JSON is one object: held whole
+    with atomic_write(out) as f: json.dump(by_name(PAPER_JSON)(msgs), f, ensure_ascii=False)
+    return len(msgs)
+
+def parse_main(cfg:ParseConfig, args=None) -> list[dict]:
+    "Run `chatmimic parse`: stream the messages to `cfg.out`, counting each chat on the way; print the counts (never message text) and return them."
+    quiet, t0 = getattr(args, 'quiet', False), time.perf_counter()
+    summary = ChatSummary()
+    n = write_messages(summary.count(parse_stream(cfg, progress=(cfg.progress or sys.stderr.isatty()) and not quiet)), cfg.out, cfg.paper_json)
+    rows = summary.rows()
+    if not quiet:
+        print(format_table(rows))
+        print(f"{n} messages in {len(rows)} chats -> {cfg.out} ({time.perf_counter()-t0:.1f} s)")
+    return rows

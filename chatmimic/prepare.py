@@ -4,77 +4,107 @@
 
 # %% ../nbs/01_prepare.ipynb #47f74155
 from __future__ import annotations
-import argparse, json, os, re, sys, tempfile, time
+import gc, hashlib, json, os, re, shutil, sys, tempfile, time, weakref
+import multiprocessing as mp
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from itertools import chain, islice
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.json as pj
 import datasets, torch
-from datasets.fingerprint import generate_random_fingerprint
+from datasets.arrow_writer import ArrowWriter
 from tokenizers import Tokenizer
 
-from .core import UserError, user_error, atomic_path, atomic_write
-from .parse import Message, KINDS, format_table
-from .models import LOCAL_TOKENIZERS, load_tokenizer, train_demo_tokenizer  # also importable from here, as before the split
-from .pseudonymize import pseudonymize
+from .core import UserError, user_error, atomic_path, atomic_write, StageConfig, param, NOT_IN_STUDY
+from .parse import Message, KINDS, format_table, parse_inputs, ParseOptions
+from .models import get_tokenizer
+from .pseudonymize import pseudonymize as pseudonymize_table  # the parameter `pseudonymize` would hide it in the notebook
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'WORDS', 'SCHEMA', 'MEDIA', 'SEG_TRAINED', 'FILTERS', 'SPLITS', 'PrepareConfig', 'messages_table',
-           'read_messages', 'Template', 'make_template', 'line_text', 'render_example', 'Stream', 'message_stream',
-           'encode_texts', 'ranges', 'gather', 'Pieces', 'Layout', 'layout_messages', 'Examples', 'find_examples',
-           'covered', 'leaks', 'split_examples', 'assemble', 'histogram', 'progress_bars', 'prepare', 'check_labels',
-           'prefix_mask', 'collate', 'check_out', 'save_prepared', 'add_prepare_args', 'prepare_main']
+__all__ = ['TEMPLATES', 'WORDS', 'DATASETS', 'SCHEMA', 'MEDIA', 'TOKENIZE_BATCH', 'WORKER_MEMORY', 'SEG_TRAINED', 'FILTERS',
+           'SPLITS', 'EXAMPLE_FEATURES', 'ASSEMBLE_CHUNK', 'SHARD', 'SAVE_IN_PROCESS', 'PrepareConfig',
+           'messages_table', 'read_messages', 'Template', 'make_template', 'line_text', 'render_example', 'Stream',
+           'find_owner', 'message_stream', 'replies', 'special_as_text', 'available_memory', 'worker_count',
+           'tokenize_workers', 'encode_texts', 'ranges', 'gather', 'Pieces', 'Layout', 'layout_messages', 'Examples',
+           'find_examples', 'unit_hash', 'split_replies', 'covered', 'leaks', 'split_examples', 'cap_examples',
+           'assemble', 'write_examples', 'histogram', 'progress_bars', 'Selection', 'select_messages', 'prepare',
+           'check_labels', 'check_out', 'check_root', 'check_splits', 'save_prepared', 'stage_messages',
+           'release_memory', 'prepare_datasets', 'prefix_mask', 'prepare_main']
 
 # %% ../nbs/01_prepare.ipynb #258e3f95
 TEMPLATES = ('paper', 'chatml', 'model')
 WORDS = {'it': ('Chat con', 'Risposta a'), 'en': ('Chat with', 'Reply to')}  # the paper template's header words
-
-def _check(ok:bool, what:str):
-    if not ok: raise UserError(what)
-
-def _choice(name:str, value, choices):
-    _check(value in choices, f"{name} {value!r} is not one of {', '.join(map(str, choices))}.")
+DATASETS = ('full', 'qlora')  # the stage's datasets, one per trainer
 
 # %% ../nbs/01_prepare.ipynb #536b4010
 @dataclass
-class PrepareConfig:
-    "Every choice of the data step, checked when it is made."
-    me: str                            # whose replies the model learns: the owner's display name
-    block_size: int = 1024             # tokens per example: prompt, response and terminator
-    template: str = 'paper'            # paper (the study's) | chatml | model (the tokenizer's own chat template)
-    lang: str = 'it'                   # header words: it `<Chat con: …>` (the study) | en `<Chat with: …>`
-    train_on: str = 'response'         # response | all (every speaker's lines, the Telegram-clone variant)
-    mask: str = 'causal'               # causal | prefix (the study's Figure 2: the prompt attends both ways)
-    max_gap: float = 3600              # seconds between two of the owner's messages that start a new response
-    media: str = 'example'             # drop examples with media anywhere (the study) | in the response | keep
-    max_system: float = 0.5            # drop examples whose messages are more than this share system messages
-    min_date: str|None = '2021-01-01'  # drop examples with any message before this day (UTC); None keeps all
-    split: str = 'time'                # time (the latest responses held out) | chat | random (the study's)
-    val_frac: float = 0.1              # share of examples for validation
-    test_frac: float = 0.1             # share of examples for test
-    seed: int = 0                      # of the chat and random splits
-    pseudonymize: str = 'contacts'     # off | contacts (phone numbers, e-mails) | names (also other people's names)
-    num_proc: int = 2                  # processes that tokenize a large input
-    progress: bool = False             # show progress bars
+class PrepareConfig(StageConfig):
+    "Every choice of the data step, checked when it is built; the defaults are the study's."
+    messages: str = param('', "the JSON Lines file written by chatmimic parse; '' prepares the synthetic export of n_messages",
+                          path='file', positional='?', study=NOT_IN_STUDY)
+    out: str = param('prepared', 'the folder that gets one dataset per trainer, full/ and qlora/ (each: the examples, stats.json, tokenizer/)',
+                     short='-o', path='file', study=NOT_IN_STUDY)
+    owner: str = param('', "whose replies the model learns: the owner's name in the messages; '' = the sender of the messages marked as the owner's",
+                       aliases=('--me',), study=NOT_IN_STUDY)
+    tokenizer_full: str = param('GroNLP/gpt2-small-italian', "tokenizer of the full fine-tuning dataset, full/: a Hugging Face name, a folder, "
+                                "gemma3-270m, or demo-bpe (a GPT-2-style BPE trained on the messages); '' skips that dataset", path='maybe')
+    tokenizer_qlora: str = param('google/gemma-2b', "tokenizer of the QLoRA dataset, qlora/ (as tokenizer_full); '' skips that dataset", path='maybe')
+    template: str = param('paper', "paper (the study's appendix B) | chatml | model (the tokenizer's own chat template)", choices=TEMPLATES)
+    template_qlora: str = param('', "template of the QLoRA dataset; '' = the same as template", choices=('',) + TEMPLATES)
+    lang: str = param('it', "header words: it `<Chat con: …>` (the study) | en `<Chat with: …>`", choices=tuple(WORDS))
+    block_size: int = param(1024, 'tokens per example: prompt, response and terminator', unit='tokens')
+    train_on: str = param('response', "response (the owner's reply and its terminator) | all (every speaker's lines, the Telegram-clone variant)",
+                          choices=('response', 'all'))
+    mask: str = param('causal', "causal | prefix: the study's Figure 2 mask, the prompt attending both ways; causal by default because "
+                      "generation is causal and a prefix mask is exact only under some attention implementations", choices=('causal', 'prefix'), study='prefix')
+    max_gap: float = param(3600, "a pause longer than this between two of the owner's messages starts a new response (the study: an hour)", unit='seconds')
+    media: str = param('example', 'drop examples with media anywhere (the study) | only where the response has media | keep them',
+                       choices=('example', 'response', 'keep'))
+    max_system: float = param(0.5, "drop examples whose messages are more than this share system messages (the study: 'too many')", unit='share', study=NOT_IN_STUDY)
+    min_date: str = param('2021-01-01', "drop examples with any message before this day (UTC); '' keeps all")
+    split: str = param('random', "random (the study's; it leaks, see stats.json) | time (the latest replies held out) | chat (whole chats held out); "
+                       "by reply, the same for every tokenizer", choices=('random', 'time', 'chat'))
+    val_frac: float = param(0.1, 'share of the replies held out for validation (the study held out 20% for evaluation and had no test split)', unit='share', study=0.2)
+    test_frac: float = param(0.1, 'share of the replies held out for test, what compare scores (the study: none)', unit='share', study=0.0)
+    max_examples_full: int = param(87_000, 'examples kept in full/, a seeded sample by reply taken before the split; 0 keeps all '
+                                   '(the study sized both runs to take about the same time)', unit='examples')
+    max_examples_qlora: int = param(112_000, 'examples kept in qlora/, as max_examples_full; 0 keeps all', unit='examples')
+    seed: int = param(0, 'seed of the split (random, chat), of the examples kept and of a synthetic export', study=NOT_IN_STUDY)
+    pseudonymize: str = param('contacts', "off | contacts (phone numbers, e-mails) | names (also other people's names); on by default "
+                              "because a model can repeat what it saw (the study: off)", choices=('off', 'contacts', 'names'), study='off')
+    num_proc: int = param(0, 'processes that tokenize a large input; 0 = one per core this process may use, as far as the available memory holds them', study=NOT_IN_STUDY)
+    n_messages: int = param(3000, "size of the synthetic export prepared when messages is ''", unit='messages', study=NOT_IN_STUDY)
+    vocab_size: int = param(2000, 'vocabulary of the demo-bpe tokenizer', unit='tokens', study=NOT_IN_STUDY)
+    gemma: bool = param(False, "the notebook's extra label check with the Gemma 3 270M tokenizer (the command ignores it)", study=NOT_IN_STUDY)
+    progress: bool = param(False, 'show progress bars (a command on a terminal shows them anyway, unless -q)', study=NOT_IN_STUDY)
 
-    def __post_init__(self):
-        _check(isinstance(self.me, str) and self.me.strip() != '', 'the owner is not named; pass --me NAME.')
-        _check(isinstance(self.block_size, int) and self.block_size >= 16, f'block size {self.block_size!r} must be an integer of at least 16.')
-        for k, v in (('template', TEMPLATES), ('lang', tuple(WORDS)), ('train_on', ('response', 'all')), ('mask', ('causal', 'prefix')),
-                     ('media', ('example', 'response', 'keep')), ('split', ('time', 'chat', 'random')),
-                     ('pseudonymize', ('off', 'contacts', 'names'))): _choice(k, getattr(self, k), v)
-        _check(self.max_gap > 0, f'max gap {self.max_gap!r} must be positive.')
-        _check(0 <= self.max_system <= 1, f'max system share {self.max_system!r} must be between 0 and 1.')
-        _check(0 < self.val_frac and 0 < self.test_frac and self.val_frac + self.test_frac < 1,
-               f'validation and test shares {self.val_frac}, {self.test_frac} must be positive and add up to less than 1.')
-        _check(not (self.mask == 'prefix' and self.train_on == 'all'),
-               "mask prefix lets prompt tokens see the tokens after them, so it needs train_on response.")
-        if self.min_date in ('', 'none', 'None'): self.min_date = None
-        _check(self.min_date is None or re.fullmatch(r'\d{4}-\d{2}-\d{2}', str(self.min_date)) is not None,
-               f'min date {self.min_date!r} is not a day like 2021-01-01.')
-        _check(isinstance(self.num_proc, int) and self.num_proc >= 1, f'num_proc {self.num_proc!r} must be at least 1.')
+    def check(self):
+        import datetime
+        if self.block_size < 16: raise UserError(f'block_size {self.block_size} must be at least 16 tokens.')
+        if self.max_gap <= 0: raise UserError(f'max_gap {self.max_gap} must be a positive number of seconds.')
+        if not 0 <= self.max_system <= 1: raise UserError(f'max_system {self.max_system} must be a share between 0 and 1.')
+        if not (0 < self.val_frac and 0 < self.test_frac and self.val_frac + self.test_frac < 1):
+            raise UserError(f'val_frac {self.val_frac} and test_frac {self.test_frac} must be positive and add up to less than 1.')
+        if self.mask == 'prefix' and self.train_on == 'all':
+            raise UserError('mask prefix lets prompt tokens see the tokens after them, so it needs train_on response.')
+        if self.min_date in ('none', 'None'): self.min_date = ''
+        try: self.min_date and datetime.date.fromisoformat(self.min_date)
+        except ValueError: raise UserError(f"min_date {self.min_date!r} is not a day like 2021-01-01; '' keeps every day.")
+        for k in ('max_examples_full', 'max_examples_qlora'):
+            if getattr(self, k) < 0: raise UserError(f'{k} {getattr(self, k)} must be 0 (all) or a number of examples.')
+        if self.num_proc < 0: raise UserError(f'num_proc {self.num_proc} must be 0 (from the machine) or a number of processes.')
+        if self.n_messages < 1: raise UserError(f'n_messages {self.n_messages} must be at least 1.')
+        if not (self.tokenizer_full or self.tokenizer_qlora):
+            raise UserError("tokenizer_full and tokenizer_qlora are both ''; name at least one tokenizer.")
+
+    def datasets(self) -> list[tuple]:
+        "(name, tokenizer, template, max_examples) of each dataset to prepare: full/ and qlora/, unless its tokenizer is ''."
+        return [d for d in (('full', self.tokenizer_full, self.template, self.max_examples_full),
+                            ('qlora', self.tokenizer_qlora, self.template_qlora or self.template, self.max_examples_qlora)) if d[1]]
 
 # %% ../nbs/01_prepare.ipynb #78dda9d5
 SCHEMA = pa.schema([('chat_id', pa.string()), ('chat', pa.string()), ('is_group', pa.bool_()), ('id', pa.int64()),
@@ -152,17 +182,17 @@ def line_text(m:Message) -> str:
 
 def _secs(ts:str) -> int: return int(np.datetime64(ts.rstrip('Z'), 's').astype(np.int64))
 
-def render_example(msgs:list[Message], n_response:int, chat:str, tpl:Template, me:str, max_gap:float=3600) -> tuple[str, str]:
+def render_example(msgs:list[Message], n_response:int, chat:str, tpl:Template, owner:str, max_gap:float=3600) -> tuple[str, str]:
     "The text of one example: (prompt, response), the response without its terminator."
     who = lambda m: 'system' if m.kind == 'system' else m.sender
-    new = [i == 0 or who(m) != who(msgs[i - 1]) or (m.sender == me == msgs[i - 1].sender and _secs(m.timestamp) - _secs(msgs[i - 1].timestamp) > max_gap)
+    new = [i == 0 or who(m) != who(msgs[i - 1]) or (m.sender == owner == msgs[i - 1].sender and _secs(m.timestamp) - _secs(msgs[i - 1].timestamp) > max_gap)
            for i, m in enumerate(msgs)] + [True]
     k = len(msgs) - n_response
     def lines(a, b):
         return ''.join((tpl.open.format(sender=who(m)) if new[i] or i == a else '')
                        + ('' if m.kind == 'system' and '{sender}' in tpl.head else tpl.head.format(sender=who(m)))
                        + line_text(m) + (tpl.close + tpl.after if new[i + 1] else tpl.sep) for i, m in zip(range(a, b), msgs[a:b]))
-    opener = tpl.open.format(sender=me)  # the response's turn opener (chatml) belongs to the prompt
+    opener = tpl.open.format(sender=owner)  # the response's turn opener (chatml) belongs to the prompt
     prompt = tpl.header.format(chat=chat) + lines(0, k) + tpl.reply.format(chat=chat) + opener
     response = lines(k, len(msgs))[len(opener):]
     response = response[:len(response) - len(tpl.after)]
@@ -177,7 +207,7 @@ class Stream:
     ids: np.ndarray      # the parser's message id
     secs: np.ndarray     # seconds since the epoch
     times: pa.Array      # ISO timestamps
-    owner: np.ndarray    # written by `me`
+    owner: np.ndarray    # written by the owner
     media: np.ndarray
     system: np.ndarray
     blank: np.ndarray    # no text and no media
@@ -190,8 +220,15 @@ class Stream:
 # %% ../nbs/01_prepare.ipynb #8e37c011
 def _col(a) -> np.ndarray: return np.asarray(a.to_numpy(zero_copy_only=False))
 
-def message_stream(tb:pa.Table, cfg:PrepareConfig, path='messages') -> tuple[Stream, dict]:
-    "Select, order and describe the messages of `tb`."
+def find_owner(tb:pa.Table, path='messages') -> str:
+    "The owner's name where none is given: the one sender of the messages marked as the owner's (`from_me`)."
+    names = pc.unique(tb.filter(pc.fill_null(tb.column('from_me'), False)).column('sender').drop_null()).to_pylist()
+    if len(names) == 1: return names[0]
+    raise user_error(path, 'marks no message as the owner\'s' if not names else f'marks messages of {len(names)} different names as the owner\'s',
+                     'pass --me NAME (owner=NAME) with the name the owner has in the file')
+
+def message_stream(tb:pa.Table, owner:str, max_gap:float=3600, path='messages') -> tuple[Stream, dict]:
+    "Select, order and describe the messages of `tb`; `owner` writes the replies."
     n_in, kind, text = tb.num_rows, tb.column('kind'), tb.column('text')
     empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(text), ''), True)
     tb = tb.filter(pc.invert(pc.or_(pc.equal(kind, 'deleted'), pc.and_(pc.equal(kind, 'system'), empty))))
@@ -201,14 +238,14 @@ def message_stream(tb:pa.Table, cfg:PrepareConfig, path='messages') -> tuple[Str
     order = np.lexsort((secs, _col(cid.indices)))  # chats in order of appearance, time within each; stable
     tb, secs, code = tb.take(pa.array(order)), secs[order], _col(cid.indices)[order]
     sender_col = tb.column('sender').combine_chunks()
-    owner = _col(pc.fill_null(pc.equal(sender_col, cfg.me), False))
-    if not owner.any(): raise user_error(path, f'has no message from {cfg.me!r}', 'pass --me with the name the owner has in the file')
+    is_owner = _col(pc.fill_null(pc.equal(sender_col, owner), False))
+    if not is_owner.any(): raise user_error(path, f'has no message from {owner!r}', 'pass --me with the name the owner has in the file')
     kind = _col(tb.column('kind'))
     media, system = kind == 'media', kind == 'system'
     sp = pc.dictionary_encode(sender_col)
     sender = _col(pc.fill_null(sp.indices, -1)).astype(np.int64)
     newchat = np.r_[True, code[1:] != code[:-1]]
-    cut = np.r_[False, owner[1:] & owner[:-1] & (np.diff(secs) > cfg.max_gap)]
+    cut = np.r_[False, is_owner[1:] & is_owner[:-1] & (np.diff(secs) > max_gap)]
     gstart = newchat | np.r_[True, sender[1:] != sender[:-1]] | cut
     t = pc.fill_null(tb.column('text').combine_chunks(), '')
     blank = _col(pc.equal(pc.utf8_trim_whitespace(t), '')) & ~media
@@ -216,31 +253,85 @@ def message_stream(tb:pa.Table, cfg:PrepareConfig, path='messages') -> tuple[Str
     t = pc.if_else(pa.array(system | _col(pc.equal(t, ''))), t, pc.binary_join_element_wise('', t, ' '))
     last, names, chat_ids = np.r_[np.flatnonzero(newchat)[1:] - 1, len(code) - 1], tb.column('chat').to_pylist(), cid.dictionary.to_pylist()
     st = Stream(np.cumsum(newchat) - 1, [(chat_ids[code[j]], names[j]) for j in last], _col(tb.column('id')), secs,
-                tb.column('timestamp').combine_chunks(), owner, media, system, blank, sender, sp.dictionary.to_pylist(),
+                tb.column('timestamp').combine_chunks(), is_owner, media, system, blank, sender, sp.dictionary.to_pylist(),
                 gstart, np.r_[gstart[1:], True], t)
     return st, dict(messages=n_in, skipped=n_in - len(code), chats=len(st.chats))
 
+def replies(st:Stream) -> tuple[np.ndarray, np.ndarray]:
+    "Each reply (one of the owner's turns): its first message and the one after its last, as stream positions."
+    r = np.flatnonzero(st.owner & st.gstart)
+    gs = np.r_[np.flatnonzero(st.gstart), len(st.chat)]
+    return r, gs[np.searchsorted(gs, r, side='right')]
+
 # %% ../nbs/01_prepare.ipynb #37f64cf4
-def _encoders(tok) -> tuple[Tokenizer, Tokenizer]:
-    "Two copies of the Rust tokenizer: one reads special-token text as markup, the other as plain text."
-    markup, plain = (Tokenizer.from_str(tok.backend_tokenizer.to_str()) for _ in range(2))
-    plain.encode_special_tokens = True
-    return markup, plain
+@contextmanager
+def special_as_text(enc:Tokenizer, on:bool=True):
+    "Inside the block the Rust tokenizer `enc` reads special-token text (`<|endoftext|>` in a message) as plain text, or with `on=False` as the token."
+    was = enc.encode_special_tokens
+    enc.encode_special_tokens = on
+    try: yield enc
+    finally: enc.encode_special_tokens = was
 
-def _encode_batch(batch, enc): return {'ids': [e.ids for e in enc.encode_batch_fast(batch['text'], add_special_tokens=False)]}
+def available_memory() -> int:
+    "Bytes this process could still take: the kernel's MemAvailable, or less where a cgroup limit is lower (4 GiB where neither says)."
+    free = 4 << 30
+    try: free = next(int(l.split()[1]) << 10 for l in Path('/proc/meminfo').read_text().splitlines() if l.startswith('MemAvailable:'))
+    except (OSError, StopIteration, ValueError): pass
+    try:
+        lim = Path('/sys/fs/cgroup/memory.max').read_text().strip()
+        if lim != 'max': free = min(free, int(lim) - int(Path('/sys/fs/cgroup/memory.current').read_text()))
+    except (OSError, ValueError): pass
+    return max(free, 0)
 
-def encode_texts(texts:pa.Array, enc:Tokenizer, num_proc:int=2, tmp=None) -> tuple[np.ndarray, np.ndarray]:
-    "Token ids of every text as one flat array and offsets; large inputs are split over `num_proc` processes."
-    if len(texts) < 20_000 or num_proc <= 1:
-        encs = enc.encode_batch_fast(texts.to_pylist(), add_special_tokens=False)
-        lens = np.fromiter((len(e.ids) for e in encs), np.int64, len(encs))
-        return np.fromiter((i for e in encs for i in e.ids), np.int32, int(lens.sum())), np.r_[0, np.cumsum(lens)]
-    ds = datasets.Dataset(datasets.table.InMemoryTable(pa.table({'text': texts})), fingerprint=generate_random_fingerprint())
-    out = ds.map(_encode_batch, batched=True, batch_size=10_000, num_proc=num_proc, remove_columns=['text'], fn_kwargs=dict(enc=enc),
-                 features=datasets.Features({'ids': datasets.List(datasets.Value('int32'))}), load_from_cache_file=False,
-                 cache_file_name=str(Path(tmp or tempfile.gettempdir())/'tokens.arrow'), new_fingerprint=generate_random_fingerprint())
-    col = out.data.column('ids').combine_chunks()
-    return col.values.to_numpy(), col.offsets.to_numpy().astype(np.int64)
+TOKENIZE_BATCH = 10_000    # texts tokenized at a time
+WORKER_MEMORY = 256 << 20  # what a tokenizing worker takes beyond the pages it shares with this process (measured: under 100 MiB with Gemma's tokenizer)
+
+def worker_count(num_proc:int=0, per_worker:int=WORKER_MEMORY) -> int:
+    "`num_proc`, or (0) one process per core this process may use, as far as the available memory holds them at `per_worker` bytes each."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    return max(1, num_proc or min(cores, available_memory() // per_worker))
+
+def tokenize_workers(n_texts:int, num_proc:int=0, batch:int=TOKENIZE_BATCH) -> int:
+    "Processes to tokenize `n_texts` in (1: this process): `worker_count(num_proc)`, no more than there are batches; a small input stays here."
+    if n_texts < 2 * batch or 'fork' not in mp.get_all_start_methods(): return 1
+    return min(worker_count(num_proc), -(-n_texts // batch))
+
+_ENC = {}  # the Rust tokenizer the forked workers inherit
+
+def _tokenize(batch:list, as_text:bool, enc:Tokenizer|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "The token ids of the texts `batch` as one flat array, and each text's count: all a worker returns; it keeps nothing."
+    enc = enc or _ENC['enc']
+    enc.encode_special_tokens = as_text  # set for every batch, never left to what a process inherited
+    ids = [e.ids for e in enc.encode_batch_fast(batch, add_special_tokens=False)]
+    lens = np.fromiter(map(len, ids), np.int32, len(ids))
+    return np.fromiter(chain.from_iterable(ids), np.int32, int(lens.sum())), lens
+
+@contextmanager
+def _forking(enc:Tokenizer):
+    "Inside the block, forked workers inherit `enc` and tokenize on one thread each (tokenizers then says nothing about the fork)."
+    was, _ENC['enc'] = os.environ.get('TOKENIZERS_PARALLELISM'), enc
+    os.environ['TOKENIZERS_PARALLELISM'] = 'false'
+    gc.freeze()  # a worker's garbage collector then leaves this process's objects, and their shared pages, alone
+    try: yield
+    finally:
+        gc.unfreeze(); _ENC.clear()
+        if was is None: os.environ.pop('TOKENIZERS_PARALLELISM', None)
+        else: os.environ['TOKENIZERS_PARALLELISM'] = was
+
+def encode_texts(texts:pa.Array, enc:Tokenizer, num_proc:int=0, batch:int=TOKENIZE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    "Token ids of every text as one flat array and offsets, `batch` texts at a time: in this process, or in `tokenize_workers(len(texts), num_proc)` forked ones."
+    todo, as_text, ids, lens = (texts.slice(a, batch).to_pylist() for a in range(0, len(texts), batch)), enc.encode_special_tokens, [], []
+    workers = tokenize_workers(len(texts), num_proc, batch)
+    if workers == 1:
+        for b in todo: i, n = _tokenize(b, as_text, enc); ids.append(i); lens.append(n)
+    else:
+        with _forking(enc), ProcessPoolExecutor(workers, mp_context=mp.get_context('fork')) as pool:
+            running = deque(pool.submit(_tokenize, b, as_text) for b in islice(todo, 2 * workers))  # a few batches in flight, never all
+            while running:
+                i, n = running.popleft().result(); ids.append(i); lens.append(n)
+                running.extend(pool.submit(_tokenize, b, as_text) for b in islice(todo, 1))
+    lens = np.concatenate(lens) if lens else np.zeros(0, np.int32)
+    return np.concatenate(ids) if ids else np.zeros(0, np.int32), np.r_[0, np.cumsum(lens, dtype=np.int64)]
 
 # %% ../nbs/01_prepare.ipynb #689dc06d
 def ranges(starts, lens) -> np.ndarray:
@@ -320,11 +411,9 @@ def _day_secs(day:str) -> int: return int(np.datetime64(day, 's').astype(np.int6
 
 # %% ../nbs/01_prepare.ipynb #ee051c29
 def find_examples(st:Stream, lay:Layout, tpl:Template, pieces:Pieces, end_len:int, cfg:PrepareConfig, clean=str) -> tuple[Examples, dict]:
-    "One example per owner's turn, its prompt filled backwards to the block size; then the filters."
-    n = len(st.chat)
-    r = np.flatnonzero(st.owner & st.gstart)
-    gs = np.r_[np.flatnonzero(st.gstart), n]
-    e, c = gs[np.searchsorted(gs, r, side='right')], st.chat[r]
+    "One example per reply, its prompt filled backwards to the block size; then the filters."
+    r, e = replies(st)
+    c = st.chat[r]
     hdr = np.array([pieces(tpl.header.format(chat=clean(name))) for _, name in st.chats], np.int64)[c]
     rep = np.array([pieces(tpl.reply.format(chat=clean(name))) for _, name in st.chats], np.int64)[c]
     p_len = pieces.arrays()[2]
@@ -353,6 +442,43 @@ def find_examples(st:Stream, lay:Layout, tpl:Template, pieces:Pieces, end_len:in
 # %% ../nbs/01_prepare.ipynb #3f237c3c
 SPLITS = ('train', 'validation', 'test')
 
+def unit_hash(seed:int, salt:str, chat_ids, ids) -> np.ndarray:
+    "A number in [0, 1) for each (chat, message id), from BLAKE2b: the same in every process, on every machine, for every tokenizer."
+    key = f'{seed}\x00{salt}\x00'
+    return np.array([int.from_bytes(hashlib.blake2b(f'{key}{c}\x00{i}'.encode(), digest_size=8).digest(), 'big') / 2**64
+                     for c, i in zip(chat_ids, ids)], np.float64).reshape(-1)
+
+def split_replies(st:Stream, cfg:PrepareConfig) -> tuple[np.ndarray, dict]:
+    "The split of every reply (0 train, 1 validation, 2 test, at its first message's stream position; -1 elsewhere), from the messages alone."
+    r, e = replies(st)
+    cb, cm = (np.r_[0, np.cumsum(a)] for a in (st.blank, st.media))
+    kept = (cb[e] - cb[r] < e - r) & ((cm[e] - cm[r] == 0) | (cfg.media == 'keep'))  # what any dataset can keep
+    if cfg.min_date: kept &= st.secs[r] >= _day_secs(cfg.min_date)
+    N = int(kept.sum())
+    n_test, n_val = int(round(cfg.test_frac * N)), int(round(cfg.val_frac * N))
+    chat_ids = np.array([c for c, _ in st.chats], dtype=object)
+    code = np.zeros(len(r), np.int8)
+    if cfg.split == 'random':
+        u = unit_hash(cfg.seed, 'split', chat_ids[st.chat[r]], st.ids[r])
+        code[u < cfg.test_frac + cfg.val_frac] = 1; code[u < cfg.test_frac] = 2
+    elif cfg.split == 'time':  # rank in time (then the parser's id); the boundaries at the shares of the replies kept
+        rank = np.empty(len(r), np.int64); rank[np.lexsort((st.ids[r], st.secs[r]))] = np.arange(len(r))
+        kr = np.sort(rank[kept])
+        if N:
+            t_test = kr[N - n_test] if n_test else len(r)
+            t_val = kr[N - n_test - n_val] if n_val else t_test
+            code[rank >= t_val] = 1; code[rank >= t_test] = 2
+    else:  # chat: whole chats in an order drawn from the seed fill test, then validation
+        size, where, have = np.bincount(st.chat[r][kept], minlength=len(st.chats)), np.zeros(len(st.chats), np.int8), [0, 0, 0]
+        for c in np.argsort(unit_hash(cfg.seed, 'chat', chat_ids, [''] * len(chat_ids)), kind='stable'):
+            k = 2 if have[2] < n_test else 1 if have[1] < n_val else 0
+            where[c] = k; have[k] += size[c]
+        code = where[st.chat[r]]
+    at = np.full(len(st.chat), -1, np.int8); at[r] = code
+    digest = hashlib.sha256('\n'.join(f'{c}\x00{i}\x00{k}' for c, i, k in zip(chat_ids[st.chat[r]], st.ids[r].tolist(), code.tolist())).encode()).hexdigest()
+    return at, dict(split=cfg.split, seed=cfg.seed, val_frac=cfg.val_frac, test_frac=cfg.test_frac, replies=len(r), counted=N,
+                    assigned={k: int((code[kept] == i).sum()) for i, k in enumerate(SPLITS)}, digest=digest[:16])
+
 def covered(n:int, s, e) -> np.ndarray:
     "Running count of stream positions covered by the ranges [s, e): `c[j] - c[i] > 0` iff some range covers one of i..j-1."
     d = np.zeros(n + 1, np.int64)
@@ -365,31 +491,25 @@ def leaks(n:int, ex:Examples, train, held) -> np.ndarray:
     return c[ex.e[held]] - c[ex.s[held]] > 0
 
 # %% ../nbs/01_prepare.ipynb #a5c49c11
-def split_examples(ex:Examples, secs, n:int, how:str='time', val_frac=0.1, test_frac=0.1, seed=0) -> tuple[dict, dict]:
-    "Indices of the train, validation and test examples, each in time order, and the leak rate of validation."
+def split_examples(ex:Examples, code:np.ndarray, secs:np.ndarray, n:int, drop:bool=False) -> tuple[dict, dict]:
+    "The train, validation and test examples (indices, each in time order) from their replies' `code`, and each held-out split's leak rate; `drop` removes the held-out examples that reuse a training message."
+    train, parts, leak = np.flatnonzero(code == 0), {}, {}
+    c = covered(n, ex.s[train], ex.e[train])
+    for k, name in ((1, 'validation'), (2, 'test')):
+        held = np.flatnonzero(code == k)
+        lk = c[ex.e[held]] - c[ex.s[held]] > 0
+        rate = float(lk.mean()) if len(held) else 0.0
+        leak[name] = dict(leak_rate=0.0, leak_rate_before_drop=rate, dropped=int(lk.sum())) if drop else dict(leak_rate=rate)
+        parts[name] = held[~lk] if drop else held
+    parts = dict(train=train, **parts)
+    return {k: v[np.argsort(secs[ex.r[v]], kind='stable')] for k, v in parts.items()}, leak
+
+def cap_examples(ex:Examples, chat_ids, ids, k:int, seed:int=0) -> tuple[Examples, dict]:
+    "At most `k` examples (0: all): a sample drawn by hashing each reply, so every tokenizer keeps the same replies and a smaller cap keeps a subset of a larger one."
     N = len(ex.r)
-    n_test, n_val = int(round(test_frac * N)), int(round(val_frac * N))
-    rng = np.random.default_rng(seed)
-    if how == 'time':
-        o = np.argsort(secs[ex.r], kind='stable')
-        test, val, train = o[N - n_test:], o[N - n_test - n_val:N - n_test], o[:N - n_test - n_val]
-    elif how == 'random':
-        o = rng.permutation(N)
-        test, val, train = o[:n_test], o[n_test:n_test + n_val], o[n_test + n_val:]
-    elif how == 'chat':  # whole chats, drawn at random, fill test, then validation
-        size, where, have = np.bincount(ex.chat), np.zeros(ex.chat.max() + 1, np.int64), [0, 0, 0]
-        for c in rng.permutation(np.unique(ex.chat)):
-            k = 2 if have[2] < n_test else 1 if have[1] < n_val else 0
-            where[c] = k; have[k] += size[c]
-        test, val, train = (np.flatnonzero(where[ex.chat] == k) for k in (2, 1, 0))
-    else: raise UserError(f"split {how!r} is not one of time, chat, random.")
-    lv = leaks(n, ex, train, val)
-    info = dict(split=how, leak_rate=float(lv.mean()) if len(val) else 0.0)
-    if how == 'time':  # held-out examples that reuse a training message are dropped
-        lt = leaks(n, ex, train, test)
-        info.update(leak_rate_before_drop=info['leak_rate'], leak_rate=0.0, dropped_validation=int(lv.sum()), dropped_test=int(lt.sum()))
-        val, test = val[~lv], test[~lt]
-    return {k: v[np.argsort(secs[ex.r[v]], kind='stable')] for k, v in zip(SPLITS, (train, val, test))}, info
+    if not k or k >= N: return ex, dict(max_examples=k, available=N, kept=N)
+    keep = np.sort(np.argsort(unit_hash(seed, 'sample', chat_ids, ids), kind='stable')[:k])
+    return ex.take(keep), dict(max_examples=k, available=N, kept=k)
 
 # %% ../nbs/01_prepare.ipynb #01f443ef
 def _lists(values:np.ndarray, lengths:np.ndarray) -> pa.Array:
@@ -418,6 +538,19 @@ def assemble(st:Stream, lay:Layout, ex:Examples, pieces:Pieces, end_ids:np.ndarr
                      'chat': pa.array(names[ex.chat]), 'chat_id': pa.array(chat_ids[ex.chat]), 'response_time': pc.take(st.times, pa.array(r)),
                      'response_messages': pa.array((e - r).astype(np.int32)), 'message_ids': _lists(gather(st.ids, s, e - s), e - s)})
 
+EXAMPLE_FEATURES = datasets.Features({'input_ids': datasets.List(datasets.Value('int32')), 'labels': datasets.List(datasets.Value('int32')),
+                                      'prompt_len': datasets.Value('int32'), 'length': datasets.Value('int32'), 'chat': datasets.Value('string'),
+                                      'chat_id': datasets.Value('string'), 'response_time': datasets.Value('string'),
+                                      'response_messages': datasets.Value('int32'), 'message_ids': datasets.List(datasets.Value('int64'))})
+ASSEMBLE_CHUNK = 2048  # examples assembled at a time (at most 2048 x block_size x 8 bytes of ids and labels)
+
+def write_examples(st:Stream, lay:Layout, ex:Examples, pieces:Pieces, end_ids:np.ndarray, train_on:str, path, chunk:int=ASSEMBLE_CHUNK) -> datasets.Dataset:
+    "The examples `ex` assembled `chunk` at a time into the Arrow file `path` by `datasets`' own writer, and read back memory-mapped."
+    with ArrowWriter(features=EXAMPLE_FEATURES, path=str(path)) as w:
+        for a in range(0, len(ex.r), chunk): w.write_table(assemble(st, lay, ex.take(slice(a, a + chunk)), pieces, end_ids, train_on))
+        w.finalize()
+    return datasets.Dataset.from_file(str(path))
+
 # %% ../nbs/01_prepare.ipynb #65c6e2d5
 def histogram(lengths, block_size:int, bins:int=16) -> dict:
     "Token-length histogram: `bins` equal bins up to the block size."
@@ -432,40 +565,67 @@ def progress_bars(on:bool):
     try: yield
     finally: (datasets.enable_progress_bars if was else datasets.disable_progress_bars)()
 
+# %% ../nbs/01_prepare.ipynb #f5877806
+@dataclass
+class Selection:
+    "What every tokenizer's dataset shares: the owner, the message stream, each reply's split."
+    owner: str
+    st: Stream
+    info: dict        # messages read, skipped, chats
+    pseudonyms: dict  # placeholders made, by kind
+    split: np.ndarray # each reply's split at its first message (0 train, 1 validation, 2 test), -1 elsewhere
+    split_info: dict
+    seconds: float    # it took to make
+
+def select_messages(msgs, cfg:PrepareConfig, path='messages') -> Selection:
+    "The owner, pseudonymized stream and split of replies of `msgs` (messages or their Arrow table)."
+    t0, tb = time.perf_counter(), msgs if isinstance(msgs, pa.Table) else messages_table(msgs)
+    owner, ps = cfg.owner or find_owner(tb, path), None
+    if cfg.pseudonymize != 'off': tb, ps = pseudonymize_table(tb, owner, names=cfg.pseudonymize == 'names')
+    st, info = message_stream(tb, owner, cfg.max_gap, path)
+    at, split_info = split_replies(st, cfg)
+    return Selection(owner, st, info, dict(ps.count) if ps else {}, at, split_info, time.perf_counter() - t0)
+
 # %% ../nbs/01_prepare.ipynb #b64d568d
-def prepare(msgs, tok, cfg:PrepareConfig, path='messages', tmp=None) -> tuple[datasets.DatasetDict, dict]:
-    "The tokenized train/validation/test examples of `msgs` (messages or their Arrow table), and their numbers."
-    t0 = time.perf_counter()
-    tb, ps = msgs if isinstance(msgs, pa.Table) else messages_table(msgs), None
-    if cfg.pseudonymize != 'off': tb, ps = pseudonymize(tb, cfg.me, names=cfg.pseudonymize == 'names')
-    st, info = message_stream(tb, cfg, path)
-    t1, tpl = time.perf_counter(), make_template(tok, cfg.template, cfg.lang)
+def prepare(msgs, tok, cfg:PrepareConfig, path='messages', tmp=None, template:str|None=None, max_examples:int=0) -> tuple[datasets.DatasetDict, dict]:
+    "The tokenized train/validation/test examples of `msgs` (messages, their Arrow table, or a `Selection`) for `tok`, and their numbers; the examples are files in `tmp` (a private temporary folder when None), memory-mapped."
+    sel = msgs if isinstance(msgs, Selection) else select_messages(msgs, cfg, path)
+    st = sel.st
+    t1, tpl = time.perf_counter(), make_template(tok, template or cfg.template, cfg.lang)
     if tok.pad_token is None: tok.pad_token = tok.eos_token  # GPT-2 has none; the labels keep the real terminator
-    markup, plain = _encoders(tok)
-    with progress_bars(cfg.progress), tempfile.TemporaryDirectory(dir=tmp) as work:  # private (0700), removed after
+    enc = tok.backend_tokenizer  # the Rust tokenizer: message text with special-token text read as text, the template's markup as tokens
+    with special_as_text(enc):
         d = pc.dictionary_encode(st.text)  # each distinct text once
-        text_ids, off = encode_texts(d.dictionary, plain, cfg.num_proc, work)
+        text_ids, off = encode_texts(d.dictionary, enc, cfg.num_proc)
     code, t2 = _col(d.indices), time.perf_counter()
-    pieces, clean = Pieces(markup), _cleaner(tok)
-    lay = layout_messages(st, tpl, pieces, text_ids, off[code], np.diff(off)[code], clean)
-    end_ids = np.array(markup.encode(tpl.end, add_special_tokens=False).ids, np.int32)
-    ex, found = find_examples(st, lay, tpl, pieces, len(end_ids), cfg, clean)
+    with special_as_text(enc, False):
+        pieces, clean = Pieces(enc), _cleaner(tok)
+        lay = layout_messages(st, tpl, pieces, text_ids, off[code], np.diff(off)[code], clean)
+        end_ids = np.array(enc.encode(tpl.end, add_special_tokens=False).ids, np.int32)
+        ex, found = find_examples(st, lay, tpl, pieces, len(end_ids), cfg, clean)
     if len(ex.r) == 0:
         gone = ', '.join(f'{k} {v}' for k, v in found['removed'].items() if v)
         raise user_error(path, f"leaves no example ({found['responses']} responses; removed: {gone or 'none'})",
-                         'lower --min-date, use --media keep or raise --block-size')
-    parts, split = split_examples(ex, st.secs, len(st.chat), cfg.split, cfg.val_frac, cfg.test_frac, cfg.seed)
-    dsd = datasets.DatasetDict({k: datasets.Dataset(datasets.table.InMemoryTable(assemble(st, lay, ex.take(v), pieces, end_ids, cfg.train_on)),
-                                                    fingerprint=generate_random_fingerprint()) for k, v in parts.items()})
-    n, L = ex.length, ex.length - ex.prompt_len
-    stats = dict(messages=info['messages'], messages_skipped=info['skipped'], chats=info['chats'], responses=found['responses'],
-                 removed=found['removed'], examples=found['examples'], tokens=int(n.sum()), response_tokens=int(L.sum()),
-                 splits={k: dict(examples=len(v), tokens=int(n[v].sum()), response_tokens=int(L[v].sum())) for k, v in parts.items()},
-                 leak=split, length=dict(mean=float(n.mean()), median=float(np.median(n)), max=int(n.max()), block_size=cfg.block_size),
-                 histogram=histogram(n, cfg.block_size), pseudonyms=dict(ps.count) if ps else {}, template=asdict(tpl),
+                         'lower min_date, use media keep or raise block_size')
+    chat_ids = np.array([c for c, _ in st.chats], dtype=object)
+    ex, cap = cap_examples(ex, chat_ids[ex.chat], st.ids[ex.r], max_examples, cfg.seed)
+    parts, leak = split_examples(ex, sel.split[ex.r], st.secs, len(st.chat), drop=cfg.split == 'time')
+    work = Path(tempfile.mkdtemp(dir=tmp, prefix='examples-'))  # private (0700)
+    with progress_bars(cfg.progress):
+        dsd = datasets.DatasetDict({k: write_examples(st, lay, ex.take(v), pieces, end_ids, cfg.train_on, work/f'{k}.arrow') for k, v in parts.items()})
+    weakref.finalize(dsd, shutil.rmtree, work, True)  # the files go with the DatasetDict
+    kept = np.concatenate(list(parts.values()))
+    n, L = ex.length[kept], (ex.length - ex.prompt_len)[kept]
+    stats = dict(messages=sel.info['messages'], messages_skipped=sel.info['skipped'], chats=sel.info['chats'], responses=found['responses'],
+                 removed=found['removed'], sample=cap, examples=len(kept), tokens=int(n.sum()), response_tokens=int(L.sum()),
+                 splits={k: dict(examples=len(v), tokens=int(ex.length[v].sum()), response_tokens=int((ex.length - ex.prompt_len)[v].sum()))
+                         for k, v in parts.items()},
+                 split=sel.split_info, leak=dict(split=cfg.split, **leak),
+                 length=dict(mean=float(n.mean()) if len(n) else 0.0, median=float(np.median(n)) if len(n) else 0.0, max=int(n.max(initial=0)), block_size=cfg.block_size),
+                 histogram=histogram(n, cfg.block_size), pseudonyms=sel.pseudonyms, owner=sel.owner, template=asdict(tpl),
                  stop_token_id=int(tok.convert_tokens_to_ids(tpl.stop)), pad_token_id=tok.pad_token_id, vocab_size=len(tok),
-                 tokenizer=tok.name_or_path, config=asdict(cfg),
-                 seconds=dict(messages=round(t1 - t0, 2), tokenize=round(t2 - t1, 2), examples=round(time.perf_counter() - t2, 2)))
+                 tokenizer=tok.name_or_path, config=cfg.to_dict(),
+                 seconds=dict(messages=round(sel.seconds, 2), tokenize=round(t2 - t1, 2), examples=round(time.perf_counter() - t2, 2)))
     return dsd, stats
 
 # %% ../nbs/01_prepare.ipynb #2bd97ee4
@@ -475,7 +635,7 @@ def check_labels(dsd, msgs, tok, cfg, stats) -> int:
     for ds in dsd.values():
         for row in ds:
             ids, lab, P = row['input_ids'], row['labels'], row['prompt_len']
-            prompt, response = render_example([by_id[i] for i in row['message_ids']], row['response_messages'], row['chat'], tpl, cfg.me, cfg.max_gap)
+            prompt, response = render_example([by_id[i] for i in row['message_ids']], row['response_messages'], row['chat'], tpl, stats['owner'], cfg.max_gap)
             trained = tok.decode([t for t in lab if t != -100], clean_up_tokenization_spaces=False)
             if cfg.train_on == 'response':
                 assert all(t == -100 for t in lab[:P]) and all(t == i for t, i in zip(lab[P:], ids[P:])), row['message_ids']
@@ -485,23 +645,6 @@ def check_labels(dsd, msgs, tok, cfg, stats) -> int:
             assert lab[-1] == stats['stop_token_id'] and len(ids) == row['length'] <= cfg.block_size, row['message_ids']
             n += 1
     return n
-
-# %% ../nbs/01_prepare.ipynb #187c5d77
-def prefix_mask(prompt_len, length, T:int) -> torch.Tensor:
-    "The study's Figure 2 attention mask, (batch, 1, T, T) booleans: prompt bidirectional, response causal, no padding."
-    P, L = torch.as_tensor(prompt_len).view(-1, 1, 1), torch.as_tensor(length).view(-1, 1, 1)
-    q, k = torch.arange(T).view(1, T, 1), torch.arange(T).view(1, 1, T)
-    return (((k <= q) | ((q < P) & (k < P))) & (k < L)).unsqueeze(1)
-
-def collate(rows:list[dict], pad_id:int, mask:str='causal') -> dict:
-    "Pad a batch of examples; `attention_mask` is (batch, T) for causal, the (batch, 1, T, T) prefix mask for prefix."
-    T = max(len(r['input_ids']) for r in rows)
-    ids, lab = torch.full((len(rows), T), pad_id), torch.full((len(rows), T), -100)
-    for i, r in enumerate(rows):
-        ids[i, :len(r['input_ids'])], lab[i, :len(r['labels'])] = torch.tensor(r['input_ids']), torch.tensor(r['labels'])
-    L = torch.tensor([len(r['input_ids']) for r in rows])
-    att = prefix_mask([r['prompt_len'] for r in rows], L, T) if mask == 'prefix' else (torch.arange(T) < L[:, None]).long()
-    return dict(input_ids=ids, labels=lab, attention_mask=att)
 
 # %% ../nbs/01_prepare.ipynb #875c467c
 def _private(root:Path):
@@ -515,62 +658,94 @@ def check_out(out) -> Path:
     "`out` as a Path, if it is free or holds an earlier dataset (which a new one replaces)."
     out = Path(out)
     if out.exists() and not (out/'stats.json').exists() and (not out.is_dir() or any(out.iterdir())):
-        raise user_error(out, 'exists and is not a dataset written by chatmimic prepare', 'choose another --out')
+        raise user_error(out, 'exists and is not a dataset written by chatmimic prepare', 'choose another out (-o)')
     return out
 
-def save_prepared(dsd:datasets.DatasetDict, stats:dict, tok, out) -> Path:
-    "Save the examples, `stats.json` and the tokenizer to the folder `out`, atomically and privately."
-    out = check_out(out)
+def check_root(out) -> Path:
+    "`out` as a Path, if it is free or holds earlier datasets of this stage (full/, qlora/), which new ones replace."
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(x.name not in DATASETS or not (x/'stats.json').exists() for x in out.iterdir())):
+        raise user_error(out, 'exists and is not a folder written by chatmimic prepare', 'choose another out (-o)')
+    return out
+
+def check_splits(dsd:datasets.DatasetDict, stats:dict, path='messages'):
+    "Refuse, in one sentence, a dataset with an empty split."
+    n = {k: len(dsd[k]) if k in dsd else 0 for k in SPLITS}
+    empty = [k for k in SPLITS if not n[k]]
+    if not empty: return
+    k, lk = empty[0], stats.get('leak', {}).get(empty[0], {})
+    why = f", all {lk['dropped']} dropped for reusing training messages" if lk.get('dropped') else ''
+    todo = 'raise val_frac' if k == 'validation' else 'raise test_frac' if k == 'test' else 'lower val_frac and test_frac'
+    raise user_error(path, f"leaves the {k} split empty (train {n['train']}, validation {n['validation']}, test {n['test']} examples{why})",
+                     f"{todo}, use split random or chat, or give more messages")
+
+SHARD = 256 << 20          # bytes of examples per file of a saved split
+SAVE_IN_PROCESS = 512 << 20  # a larger DatasetDict is saved by worker processes, so that no process maps all of it
+
+def save_prepared(dsd:datasets.DatasetDict, stats:dict, tok, out, path='messages') -> Path:
+    "Save the examples (`datasets`' sharded writing), `stats.json` and the tokenizer to the folder `out`, atomically and privately; never a dataset with an empty split."
+    check_splits(dsd, stats, path)
+    out, big = check_out(out), sum(ds.data.nbytes for ds in dsd.values()) > SAVE_IN_PROCESS
     with atomic_path(out, folder=True) as tmp:
-        with progress_bars(stats['config'].get('progress', False)): dsd.save_to_disk(str(tmp))
+        with progress_bars(stats['config'].get('progress', False)):  # a large one by worker processes, each mapping one shard at a time
+            dsd.save_to_disk(str(tmp), max_shard_size=SHARD, num_proc=max(2, worker_count(stats['config'].get('num_proc', 0), 2 * SHARD)) if big else None)
         tok.save_pretrained(tmp/'tokenizer')
         with atomic_write(tmp/'stats.json') as f: json.dump(stats, f, indent=1)
         _private(tmp)
     return out
 
-# %% ../nbs/01_prepare.ipynb #a684414d
-def add_prepare_args(p:argparse.ArgumentParser):
-    "The arguments of `chatmimic prepare`."
-    d = PrepareConfig(me='x')
-    p.add_argument('messages', help='the JSON Lines file written by chatmimic parse')
-    p.add_argument('--me', required=True, help="whose replies the model learns: the owner's name as it appears in the file")
-    p.add_argument('--tokenizer', required=True, help=f"Hugging Face name, local folder, or {', '.join(LOCAL_TOKENIZERS)} (offline)")
-    p.add_argument('-o', '--out', required=True, help='output folder (a datasets.DatasetDict, stats.json and the tokenizer)')
-    p.add_argument('--block-size', type=int, default=d.block_size, help=f'tokens per example (default {d.block_size})')
-    p.add_argument('--template', choices=TEMPLATES, default=d.template, help="paper (the study's), chatml, or model: the tokenizer's chat template")
-    p.add_argument('--lang', choices=list(WORDS), default=d.lang, help='header words of the templates (default it, as in the study)')
-    p.add_argument('--split', choices=['time', 'chat', 'random'], default=d.split, help="time (default: latest held out), chat, or the study's random")
-    p.add_argument('--train-on', choices=['response', 'all'], default=d.train_on, help="the owner's response (default) or every speaker's lines")
-    p.add_argument('--mask', choices=['causal', 'prefix'], default=d.mask, help="causal, or prefix: the study's Figure 2 mask")
-    p.add_argument('--max-gap', type=float, default=d.max_gap / 60, help='minutes between two of your messages that start a new response (default 60)')
-    p.add_argument('--media', choices=['example', 'response', 'keep'], default=d.media, help='drop examples with media anywhere (default), in the response, or keep them')
-    p.add_argument('--max-system', type=float, default=d.max_system, help='drop examples with a larger share of system messages (default 0.5)')
-    p.add_argument('--min-date', default=d.min_date, help="drop examples with messages before this day (default 2021-01-01, the study's; 'none' keeps all)")
-    p.add_argument('--pseudonymize', choices=['off', 'contacts', 'names'], default=d.pseudonymize, help='replace phone numbers and e-mails (default), also names, or nothing')
-    p.add_argument('--val', type=float, default=d.val_frac, help='validation share (default 0.1)')
-    p.add_argument('--test', type=float, default=d.test_frac, help='test share (default 0.1)')
-    p.add_argument('--seed', type=int, default=d.seed, help='seed of the chat and random splits')
-    p.add_argument('--num-proc', type=int, default=d.num_proc, help='tokenizing processes (default 2)')
-    p.add_argument('-q', '--quiet', action='store_true', help='print nothing but errors')
+# %% ../nbs/01_prepare.ipynb #44cc9021
+def stage_messages(cfg:PrepareConfig, work) -> tuple[pa.Table, str]:
+    "The messages the stage prepares and what to call them in an error: `cfg.messages`, or the synthetic export of `cfg.n_messages`, parsed in `work`."
+    if cfg.messages: return read_messages(cfg.messages), cfg.messages
+    from chatmimic.synth import synth_export  # only for the synthetic export
+    db, wa = synth_export(Path(work)/'export', cfg.n_messages, cfg.seed, **({'owner': cfg.owner} if cfg.owner else {}))['msgstore']
+    return messages_table(parse_inputs([db], ParseOptions(me=cfg.owner or None, contacts=str(wa)))), 'the synthetic export'
 
-# %% ../nbs/01_prepare.ipynb #3726590c
-def prepare_main(args) -> dict:
-    "Run `chatmimic prepare` from parsed arguments."
-    cfg = PrepareConfig(me=args.me, block_size=args.block_size, template=args.template, lang=args.lang, train_on=args.train_on,
-                        mask=args.mask, max_gap=args.max_gap * 60, media=args.media, max_system=args.max_system, min_date=args.min_date,
-                        split=args.split, val_frac=args.val, test_frac=args.test, seed=args.seed, pseudonymize=args.pseudonymize,
-                        num_proc=args.num_proc, progress=not args.quiet and sys.stderr.isatty())
-    t0, out = time.perf_counter(), check_out(args.out)
-    tb = read_messages(args.messages)
-    if not pc.any(pc.equal(tb.column('sender'), cfg.me)).as_py():
-        raise user_error(args.messages, f'has no message from {cfg.me!r}', 'pass --me with the name the owner has in the file')
-    tok = load_tokenizer(args.tokenizer)
+def release_memory():
+    "Hand back to the system the memory Arrow's allocator keeps for reuse (a few hundred MB after a million messages)."
+    pa.default_memory_pool().release_unused()
+
+def prepare_datasets(msgs, cfg:PrepareConfig, path='messages', out=None, quiet:bool=False) -> dict:
+    "Both trainers' datasets of `msgs` (the messages' table or their `Selection`), one split of replies for both, into `out`/full and `out`/qlora (atomically); their stats."
+    out, stats = check_root(out or cfg.out), {}
+    sel = msgs if isinstance(msgs, Selection) else select_messages(msgs, cfg, path)  # the owner, pseudonyms, stream and split: once for every tokenizer
     out.resolve().parent.mkdir(parents=True, exist_ok=True)
-    dsd, stats = prepare(tb, tok, cfg, path=args.messages, tmp=out.resolve().parent)
-    save_prepared(dsd, stats, tok, out)
-    if not args.quiet:
-        print(format_table([dict(split=k, **v) for k, v in stats['splits'].items()]))
-        rm = ', '.join(f'{k} {v}' for k, v in stats['removed'].items())
-        print(f"{stats['responses']} responses, removed: {rm}; leak rate {stats['leak']['leak_rate']:.3f} ({cfg.split} split)")
-        print(f"{stats['examples']} examples, {stats['tokens']:,} tokens -> {out} ({time.perf_counter() - t0:.1f} s)")
+    with atomic_path(out, folder=True) as tmp, tempfile.TemporaryDirectory(dir=out.resolve().parent, prefix='.prepare-') as work:  # private, removed after
+        for kind, name, template, cap in cfg.datasets():
+            tok = get_tokenizer(name, sel.st.text.to_pylist() if name == 'demo-bpe' else None, cfg.vocab_size)  # demo-bpe learns the pseudonymized lines
+            dsd, s = prepare(sel, tok, cfg, path, tmp=work, template=template, max_examples=cap)
+            s.update(dataset=kind, tokenizer=name)
+            save_prepared(dsd, s, tok, tmp/kind, path)
+            del dsd; release_memory()  # its files and buffers go before the next tokenizer's
+            stats[kind] = s
+            if not quiet:
+                lk = s['leak']
+                print(f"{kind}: tokenizer {name}, template {s['template']['name']}")
+                print(format_table([dict(split=k, **v) for k, v in s['splits'].items()]))
+                print(f"{s['responses']} responses, removed: {', '.join(f'{k} {v}' for k, v in s['removed'].items())}; sample {s['sample']['kept']} "
+                      f"of {s['sample']['available']}; leak rate validation {lk['validation']['leak_rate']:.3f}, test {lk['test']['leak_rate']:.3f} ({cfg.split} split)")
+                print(f"{s['examples']} examples, {s['tokens']:,} tokens -> {out/kind}")
+    return stats
+
+# %% ../nbs/01_prepare.ipynb #187c5d77
+def prefix_mask(prompt_len, length, T:int) -> torch.Tensor:
+    "The study's Figure 2 attention mask, (batch, 1, T, T) booleans: prompt bidirectional, response causal, no padding."
+    P, L = torch.as_tensor(prompt_len).view(-1, 1, 1), torch.as_tensor(length).view(-1, 1, 1)
+    q, k = torch.arange(T).view(1, T, 1), torch.arange(T).view(1, 1, T)
+    return (((k <= q) | ((q < P) & (k < P))) & (k < L)).unsqueeze(1)
+
+# %% ../nbs/01_prepare.ipynb #a684414d
+def prepare_main(cfg:PrepareConfig, args=None) -> dict:
+    "Run `chatmimic prepare`: the messages file (or the synthetic export) to `cfg.out`/full and `cfg.out`/qlora; prints counts only."
+    quiet, t0 = getattr(args, 'quiet', False), time.perf_counter()
+    cfg = PrepareConfig(**{**cfg.to_dict(), 'progress': (cfg.progress or sys.stderr.isatty()) and not quiet})
+    out = check_root(cfg.out)
+    out.resolve().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.resolve().parent, prefix='.prepare-') as work:  # a synthetic export, removed after
+        tb, path = stage_messages(cfg, work)
+    sel = select_messages(tb, cfg, path)
+    del tb; release_memory()  # the stream holds what the examples need: the table read goes
+    stats = prepare_datasets(sel, cfg, path, out, quiet)
+    if not quiet: print(f"{', '.join(stats)} -> {out} ({time.perf_counter() - t0:.1f} s)")
     return stats

@@ -44,10 +44,10 @@ class Pseudonyms:
         return s if s is None or s in self.keep else self.rx.sub(self._sub, s)
 
 # %% ../nbs/01b_pseudonymize.ipynb #7a5aaedc
-def pseudonymize(tb:pa.Table, me:str, names:bool=False) -> tuple[pa.Table, Pseudonyms]:
+def pseudonymize(tb:pa.Table, owner:str, names:bool=False) -> tuple[pa.Table, Pseudonyms]:
     "Replace phone numbers, e-mails and (with `names`) other people's names in texts, senders and chat names."
     senders = [s for s in pc.unique(tb.column('sender')).to_pylist() if s]
-    ps = Pseudonyms([s for s in senders if s != me] if names else (), keep=(me,))
+    ps = Pseudonyms([s for s in senders if s != owner] if names else (), keep=(owner,))
     for c in ('text', 'sender', 'chat'):
         col = tb.column(c).combine_chunks()
         hit = np.flatnonzero(pc.fill_null(pc.match_substring_regex(col, ps.prefilter), False).to_numpy(zero_copy_only=False))

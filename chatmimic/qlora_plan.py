@@ -4,58 +4,19 @@
 
 # %% ../nbs/03a_qlora_plan.ipynb #51ea860b
 from __future__ import annotations
-import importlib.util, logging
-from pathlib import Path
+import importlib.util
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, GemmaConfig, PretrainedConfig
 
 from .core import UserError
+from .models import model_config, count_params
 
 # %% auto #0
-__all__ = ['BUILTIN_CONFIGS', 'LORA_TARGETS', 'GiB', 'NF4_BYTES', 'CUDA_OVERHEAD', 'BACKENDS', 'gemma_2b_config', 'model_config',
-           'count_params', 'activation_elems', 'memory_estimate', 'select_backend', 'qlora_plan', 'format_plan']
-
-# %% ../nbs/03a_qlora_plan.ipynb #1ab7c8b4
-def gemma_2b_config() -> GemmaConfig:
-    "google/gemma-2b's architecture, copied from its config.json on the Hugging Face Hub (revision of February 2024)."
-    return GemmaConfig(vocab_size=256000, hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
-                       num_attention_heads=8, num_key_value_heads=1, head_dim=256, max_position_embeddings=8192,
-                       rms_norm_eps=1e-6, rope_theta=10000.0, hidden_activation='gelu_pytorch_tanh', attention_bias=False,
-                       bos_token_id=2, eos_token_id=1, pad_token_id=0, tie_word_embeddings=True, torch_dtype='bfloat16')
-
-BUILTIN_CONFIGS = {'google/gemma-2b': gemma_2b_config}  # architectures known without the network
-
-def model_config(name) -> PretrainedConfig:
-    "The architecture of `name`: a config object, a built-in one, the offline Gemma 3 270M, or `AutoConfig`; failure is a `UserError`."
-    if isinstance(name, PretrainedConfig): return name
-    if name in BUILTIN_CONFIGS: return BUILTIN_CONFIGS[name]()
-    if name == 'gemma3-270m':
-        from chatmimic.models import gemma3_270m_path
-        name = str(gemma3_270m_path(model=True))
-    try: cfg = AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{name}: cannot read this model's config ({str(e).splitlines()[0][:160]}); pass a local folder, "
-                        f"a model already downloaded, gemma3-270m or one of {', '.join(BUILTIN_CONFIGS)}.")
-    if getattr(cfg, 'quantization_config', None) is not None: del cfg.quantization_config  # e.g. a folder converted from GGUF
-    return cfg
+__all__ = ['LORA_TARGETS', 'GiB', 'NF4_BYTES', 'CUDA_OVERHEAD', 'BACKENDS', 'activation_elems', 'memory_estimate',
+           'select_backend', 'qlora_plan', 'format_plan']
 
 # %% ../nbs/03a_qlora_plan.ipynb #20d6f6d9
 LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')  # every linear projection of a Gemma block
-
-def count_params(config, lora_rank:int=32, lora_targets=LORA_TARGETS) -> dict:
-    "Parameters of `config`'s causal LM and of its LoRA adapter, counted on the meta device (nothing allocated)."
-    from accelerate import init_empty_weights
-    from peft import LoraConfig, get_peft_model
-    config = model_config(config)
-    with init_empty_weights():
-        m = AutoModelForCausalLM.from_config(config)
-    m.tie_weights()  # init_empty_weights leaves the output layer untied; the real model ties it
-    linear = sum(mod.weight.numel() for n, mod in m.named_modules() if isinstance(mod, torch.nn.Linear) and not n.endswith('lm_head'))
-    base = sum(p.numel() for p in m.parameters())
-    pm = get_peft_model(m, LoraConfig(r=lora_rank, lora_alpha=16, lora_dropout=0.0, target_modules=list(lora_targets), task_type='CAUSAL_LM'))
-    trainable, _ = pm.get_nb_trainable_parameters()
-    return dict(n_params=base, trainable=trainable, linear=linear, other=base - linear, lora_rank=lora_rank, lora_targets=list(lora_targets))
 
 # %% ../nbs/03a_qlora_plan.ipynb #9605065b
 GiB = 2**30
@@ -80,7 +41,7 @@ def memory_estimate(config, counts:dict, block_size:int=1024, micro_batch:int=1,
     if method == 'qlora':
         parts = dict(base_weights=counts['linear'] * (NF4_BYTES if load_in_4bit else 2) + counts['other'] * 2,
                      lora_weights_grads_adamw=counts['trainable'] * 16)
-    elif method == 'full': parts = dict(weights_fp16=counts['n_params'] * 2, gradients_fp16=counts['n_params'] * 2, adamw=counts['n_params'] * 8)
+    elif method == 'full': parts = dict(weights_fp16=counts['base'] * 2, gradients_fp16=counts['base'] * 2, adamw=counts['base'] * 8)
     else: raise ValueError(f'unknown method {method!r}')
     parts |= dict(activations=acts, logits_and_grad=tokens * c.vocab_size * (2 + 4 + 4), cuda_overhead=CUDA_OVERHEAD)
     return dict(method=method, block_size=block_size, micro_batch=micro_batch, gradient_checkpointing=gradient_checkpointing,
@@ -106,21 +67,20 @@ def select_backend(backend:str='auto', load_in_4bit:bool=True) -> tuple[str, str
                     f'{where}: unsloth needs one; transformers + peft + bitsandbytes ' + ('4-bit' if load_in_4bit else '16-bit') + ' instead')
 
 # %% ../nbs/03a_qlora_plan.ipynb #ca2cff2b
-def qlora_plan(model:str='google/gemma-2b', lora_rank:int=32, lora_alpha:int=16, lora_targets=LORA_TARGETS,
-               load_in_4bit:bool=True, backend:str='auto', block_size:int=1024, micro_batch:int=1,
-               gradient_checkpointing:bool=True, gpu_gib:float=8.0) -> dict:
-    "Model, backend, quantization, LoRA targets, parameter counts and memory estimates of a QLoRA run, from the architecture only."
-    be, why = select_backend(backend, load_in_4bit)
-    n = count_params(model, lora_rank, lora_targets)
-    q = lambda mb, gc: memory_estimate(model, n, block_size, mb, 'qlora', gc, load_in_4bit)
-    est = {'qlora': q(micro_batch, gradient_checkpointing), ('qlora_no_gc' if gradient_checkpointing else 'qlora_gc'): q(micro_batch, not gradient_checkpointing)}
-    if micro_batch != 1: est['qlora_mb1'] = q(1, True)
-    est['full'] = memory_estimate(model, n, block_size, 1, 'full', False)
+def qlora_plan(cfg, gpu_gib:float=8.0) -> dict:
+    "Model, backend, quantization, LoRA targets, parameter counts and memory estimates of the QLoRA run `cfg` (a `train_qlora.QLoRAConfig`), from the architecture only."
+    be, why = select_backend(cfg.backend, cfg.load_in_4bit)
+    model, mb, gc, block = cfg.model, cfg.micro_batch, cfg.gradient_checkpointing, cfg.block_size
+    n = count_params(model, cfg.lora_rank, cfg.lora_targets)
+    q = lambda mb, gc: memory_estimate(model, n, block, mb, 'qlora', gc, cfg.load_in_4bit)
+    est = {'qlora': q(mb, gc), ('qlora_no_gc' if gc else 'qlora_gc'): q(mb, not gc)}
+    if mb != 1: est['qlora_mb1'] = q(1, True)
+    est['full'] = memory_estimate(model, n, block, 1, 'full', False)
     fit = lambda e: e['total'] <= gpu_gib * GiB
-    max_mb = next((mb - 1 for mb in range(1, 257) if not fit(q(mb, gradient_checkpointing))), 256)
-    return dict(model=model if isinstance(model, str) else type(model).__name__, backend=be, backend_reason=why,
-                quantization='4-bit NF4, double quantization (bitsandbytes)' if load_in_4bit else 'none (16-bit LoRA)',
-                lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=list(lora_targets), n_params=n['n_params'],
+    max_mb = next((b - 1 for b in range(1, 257) if not fit(q(b, gc))), 256)
+    return dict(model=str(model), backend=be, backend_reason=why,
+                quantization='4-bit NF4, double quantization (bitsandbytes)' if cfg.load_in_4bit else 'none (16-bit LoRA)',
+                lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_targets=list(cfg.lora_targets), n_params=n['base'],
                 trainable_params=n['trainable'], memory=est, gpu_gib=gpu_gib, fits={k: fit(e) for k, e in est.items()},
                 max_micro_batch=max_mb)
 

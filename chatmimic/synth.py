@@ -794,28 +794,28 @@ def _exp_chat(truth:Truth, ci:int, v:ChatView, me) -> list:
 
 def expected(truth:Truth, fmt:str, chat=None, me:str|None=None, contacts:bool=True, schema:str='modern', platform:str='android',
              lang:str|None=None, tz:str='Europe/Rome', single_chat=None, clock=24, date_order='dmy', attach=True, per_file=None) -> list[Message]:
-    "What a correct reader returns for the file the matching writer wrote: `fmt` msgstore|legacy|txt|telegram|messenger."
+    "What a correct reader returns for the file the matching writer wrote: `fmt` msgstore|legacy|txt|telegram|messenger|ios|signal."
     # `chat`: the .txt or Messenger chat(s) (None: all); `me`, `contacts`, `tz`: the reader's options; the writer's options
     # `clock`, `date_order`, `attach` and `per_file` change the file but not what is read from it.
     if fmt == 'legacy': schema = 'legacy'
     fmt = {'legacy': 'msgstore', 'whatsapp-txt': 'txt'}.get(fmt, fmt)
-    if fmt not in ('msgstore', 'txt', 'telegram', 'messenger'): raise ValueError(f'unknown format {fmt!r}')
+    if fmt not in ('msgstore', 'txt', 'telegram', 'messenger', 'ios', 'signal'): raise ValueError(f'unknown format {fmt!r}')
     if fmt in ('txt', 'messenger') and chat is not None: cis = [_chat_index(truth, x) for x in (chat if isinstance(chat, (list, tuple)) else [chat])]
     elif fmt == 'telegram' and single_chat is not None: cis = [_chat_index(truth, single_chat)]
     else: cis = range(len(truth.chats))
     if fmt == 'msgstore': view = lambda ci: _msgstore_view(truth, ci, me, contacts, schema)
     else:
         from chatmimic.synth_exports import chat_view  # imported here: that module builds on this one
-        view = lambda ci: chat_view(truth, ci, fmt, me, platform, lang, tz)
+        view = lambda ci: chat_view(truth, ci, fmt, me, platform, lang, tz, contacts)
     return _numbered([m for ci in cis for m in _exp_chat(truth, ci, view(ci), me)])
 
 # %% ../nbs/00a_synth.ipynb #271fad0f
-SYNTH_FORMATS = ('msgstore', 'legacy', 'txt', 'telegram', 'messenger')
+SYNTH_FORMATS = ('msgstore', 'legacy', 'txt', 'telegram', 'messenger', 'ios', 'signal')
 TXT_OPTIONS = dict(platform='android', clock=24, date_order='dmy', tz='Europe/Rome')  # the .txt files synth_export writes
 
 def synth_export(out_dir, n_messages:int=400, seed:int=0, owner:str='Paolo Neri', formats=('msgstore',), truth:Truth|None=None) -> dict:
     "Write a synthetic export of `n_messages` in `formats` into `out_dir`; returns {format: [paths]}."
-    from chatmimic.synth_exports import write_whatsapp_txt, write_telegram, write_messenger  # imported here: that module builds on this one
+    from chatmimic.synth_exports import write_whatsapp_txt, write_telegram, write_messenger, write_ios_backup, write_signal  # that module builds on this one
     bad = [f for f in formats if f not in SYNTH_FORMATS]
     if bad: raise UserError(f"unknown format {bad[0]!r}; choose from {', '.join(SYNTH_FORMATS)} or all.")
     truth = truth or make_truth(n_messages, seed, owner)
@@ -825,6 +825,8 @@ def synth_export(out_dir, n_messages:int=400, seed:int=0, owner:str='Paolo Neri'
         elif f == 'legacy': paths[f] = [write_msgstore(truth, out/'legacy'/'msgstore.db', 'legacy')]
         elif f == 'txt': paths[f] = [write_whatsapp_txt(truth, k, out/'txt', **TXT_OPTIONS) for k in range(len(truth.chats))]
         elif f == 'telegram': paths[f] = [write_telegram(truth, out/'telegram'/'result.json')]
+        elif f == 'ios': paths[f] = [write_ios_backup(truth, out/'iphone-backup')/'Manifest.db']
+        elif f == 'signal': paths[f] = write_signal(truth, out/'signal', TXT_OPTIONS['tz'])
         else: paths[f] = [p for k in range(len(truth.chats)) for p in write_messenger(truth, k, out/'messenger', max(100, n_messages // 10))]
     return paths
 

@@ -12,17 +12,20 @@ from tqdm import tqdm
 
 from .core import user_error
 from .parse import Message, ParseOptions, iso_utc, load_json, require_me, require_sender
+from .whatsapp_db import Skips, is_key, is_text, seconds_in, shown, time_range
 
 # %% auto #0
 __all__ = ['MEDIA_KEYS', 'ONE_TO_ONE', 'CHAT_NAMES', 'tg_text', 'tg_is_media', 'tg_service_text', 'tg_owner', 'tg_chats',
            'tg_time', 'tg_chat', 'read_telegram']
 
 # %% ../nbs/00d_telegram.ipynb #e7d9c062
-def tg_text(m:dict) -> str:
-    "The plain text of a message: `text` (or `text_entities`) with its parts joined."
+def tg_text(m:dict) -> str|None:
+    "The plain text of a message: `text` (or `text_entities`) with its parts joined; None when it is not text."
     t = m.get('text', m.get('text_entities', ''))
-    if isinstance(t, str): return t
-    return ''.join(p if isinstance(p, str) else str(p.get('text') or '') for p in t or [] if isinstance(p, (str, dict)))
+    if type(t) is list:
+        parts = [p if type(p) is str else p.get('text', '') if isinstance(p, dict) else None for p in t]
+        t = ''.join(parts) if all(type(p) is str for p in parts) else None
+    return t if type(t) is str and is_text(t) else None
 
 # %% ../nbs/00d_telegram.ipynb #eac3933a
 MEDIA_KEYS = ('photo', 'file', 'media_type', 'sticker_emoji', 'contact_information', 'contact_vcard', 'location_information',
@@ -36,20 +39,22 @@ def tg_is_media(m:dict) -> bool:
 # %% ../nbs/00d_telegram.ipynb #e7502d6c
 def tg_service_text(m:dict) -> str:
     "A short description of a service message: its action and, where it has one, the title it sets."
-    what = m.get('title') or m.get('new_title') or m.get('information_text')
-    return ': '.join(str(p) for p in (m.get('action'), what) if p) or 'service'
+    what = next((w for k in ('title', 'new_title', 'information_text') if is_text(w := m.get(k)) and w), None)
+    action = m.get('action') if is_text(m.get('action')) else None
+    return ': '.join(p for p in (action, what) if p) or 'service'
 
 # %% ../nbs/00d_telegram.ipynb #48baf1ce
 def tg_owner(data:dict, chats:list, path, opts:ParseOptions) -> tuple:
     "(test for the owner's messages, the owner's display name) of an export."
     info = data.get('personal_information') if 'messages' not in data else None
-    if isinstance(info, dict) and info.get('user_id') is not None:
+    if isinstance(info, dict) and is_key(info.get('user_id')):
         uid = f"user{info['user_id']}"
-        name = opts.me or f"{info.get('first_name') or ''} {info.get('last_name') or ''}".strip()
+        name = opts.me or ' '.join(n for n in (info.get('first_name'), info.get('last_name')) if is_text(n) and n).strip()
         if not name: raise user_error(path, 'the owner has no name in personal_information', 'pass --me NAME')
         return (lambda m: m.get('from_id') == uid), name
     me = require_me(path, opts, 'the export has no personal_information; one chat never has', '"from"')
-    require_sender(path, me, (m.get('from') for c in chats for m in c['messages'] if isinstance(m, dict)), 'senders of this export', '"from"')
+    senders = (m.get('from') for c in chats for m in c['messages'] if isinstance(m, dict) and type(m.get('from')) is str and is_text(m['from']))
+    require_sender(path, me, senders, 'senders of this export', '"from"')
     return (lambda m: m.get('from') == me), me
 
 # %% ../nbs/00d_telegram.ipynb #8d04939f
@@ -71,31 +76,40 @@ def tg_chats(data, path) -> list[dict]:
     else: raise bad('is not a Telegram Desktop export (it has neither "chats" nor "messages")')
     for c in chats:
         if not isinstance(c, dict) or 'id' not in c: raise bad('a chat has no "id"')
-        if not isinstance(c.get('messages'), list): raise bad(f'chat {c["id"]} has no "messages" list')
+        if not isinstance(c.get('messages'), list): raise bad(f'chat {shown(c["id"])} has no "messages" list')
     if not any(c['messages'] for c in chats):
         raise user_error(path, 'has no messages in any chat', 'export again with the chats you want ticked')
+    if not any('date_unixtime' in m for c in chats for m in c['messages'] if isinstance(m, dict) and m.get('type') != 'unsupported'):
+        raise user_error(path, 'its messages have no "date_unixtime" (written by an old Telegram Desktop)',
+                         'export again with a current Telegram Desktop')
     return chats
 
 # %% ../nbs/00d_telegram.ipynb #befe0fa1
-def tg_time(m:dict, path) -> int:
-    "The message's time in seconds UTC, from `date_unixtime`."
-    try: return int(m['date_unixtime'])
-    except KeyError:
-        raise user_error(path, f'message {m.get("id")} has no "date_unixtime" (written by an old Telegram Desktop)',
-                         'export again with a current Telegram Desktop')
-    except (TypeError, ValueError):
-        raise user_error(path, f'message {m.get("id")} has a bad "date_unixtime"', 'pass result.json as Telegram Desktop wrote it')
+def tg_time(m:dict, span:tuple) -> int|None:
+    "The message's time in seconds UTC, from `date_unixtime` (digits, as tdesktop writes it, or a number); None when unusable."
+    t = m.get('date_unixtime')
+    if type(t) is str: t = int(t) if t.isascii() and t.isdigit() and len(t) < 20 else None
+    return seconds_in(t, span)
 
-def tg_chat(c:dict, path, is_me, me:str) -> list[Message]:
-    "The messages of one chat object, in time order."
-    cid, typ = str(c['id']), c.get('type')
-    chat = c.get('name') or CHAT_NAMES.get(typ) or ('Deleted Account' if typ in ONE_TO_ONE else f'chat {cid}')
+def tg_chat(c:dict, is_me, me:str, skip:Skips, span:tuple) -> list[Message]:
+    "The messages of one chat object, in time order; unusable ones are counted in `skip`."
+    if not is_key(c['id']) or c['id'] == '':
+        skip(None, 'a chat id of the wrong type', sum(isinstance(m, dict) and m.get('type') != 'unsupported' for m in c['messages']))
+        return []
+    cid = str(c['id'])
+    typ = c.get('type') if type(c.get('type')) is str else None
+    name = c.get('name') if is_text(c.get('name')) else None
+    chat = name or CHAT_NAMES.get(typ) or ('Deleted Account' if typ in ONE_TO_ONE else f'chat {cid}')
     group, rows, ids = typ not in ONE_TO_ONE, [], set()
     for m in c['messages']:
-        if not isinstance(m, dict) or m.get('type') == 'unsupported': continue
-        if 'id' not in m: raise user_error(path, f'a message of chat {cid} has no "id"', 'pass result.json unchanged')
+        if isinstance(m, dict) and m.get('type') == 'unsupported': continue
+        why = ('a message that is not an object' if not isinstance(m, dict) else 'an id of the wrong type' if not is_key(m.get('id'))
+               else None if m['id'] in ids else 'a time out of range' if (t := tg_time(m, span)) is None
+               else 'a sender of the wrong type' if not is_text(m.get('from'))
+               else 'a text of the wrong type' if m.get('type') != 'service' and tg_text(m) is None else None)
+        if why: skip(cid, why); continue
         if m['id'] in ids: continue  # the same message twice: keep the first
-        ids.add(m['id']); rows.append((tg_time(m, path), m))
+        ids.add(m['id']); rows.append((t, m))
     rows.sort(key=lambda r: r[0])  # stable: equal seconds keep the export's order
     out = []
     for t, m in rows:
@@ -107,7 +121,7 @@ def tg_chat(c:dict, path, is_me, me:str) -> list[Message]:
         r, peer = m.get('reply_to_message_id'), m.get('reply_to_peer_id')
         same = peer is None or re.sub(r'^\D+', '', str(peer)) == cid
         out.append(Message(**head, sender=sender, from_me=mine, kind='media' if tg_is_media(m) or not text else 'text',
-                           text=text or None, edited='edited' in m, reply_to=(cid, r) if same and r in ids else None))
+                           text=text or None, edited='edited' in m, reply_to=(cid, r) if same and is_key(r) and r in ids else None))
     return out
 
 # %% ../nbs/00d_telegram.ipynb #3334ae3e
@@ -116,11 +130,13 @@ def read_telegram(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     data = load_json(path) if data is None else data
     chats = tg_chats(data, path)
     is_me, me = tg_owner(data, chats, path, opts)
-    seen = set()
+    seen, skip, span, out = set(), Skips(path, opts), time_range('telegram'), []
     total = sum(len(c['messages']) for c in chats)
     with tqdm(total=total, unit='msg', desc=Path(path).name, disable=not opts.progress) as bar:
         for c in chats:
             if str(c['id']) not in seen:
                 seen.add(str(c['id']))
-                yield from tg_chat(c, path, is_me, me)
+                out += tg_chat(c, is_me, me, skip, span)
             bar.update(len(c['messages']))
+    skip.check(len(out))
+    yield from out

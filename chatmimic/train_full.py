@@ -4,33 +4,40 @@
 
 # %% ../nbs/02_train_gpt2_full.ipynb #73bdf3eb
 from __future__ import annotations
-import argparse, json, shutil, sys
-from dataclasses import asdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch, yaml
-from filelock import FileLock
+import torch
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from .core import UserError, user_error, atomic_path, stage_params
-from .models import cache_dir
-from .train import TRAIN_PARAMS, TrainConfig, demo_dataset, load_prepared, model_source, prepare_run_dir, train, _is_main
+from .core import UserError, atomic_path, param, NOT_IN_STUDY
+from .models import model_source
+from .train import TrainConfig, demo_dataset, load_prepared, prepare_run_dir, train, _is_main
 
 # %% auto #0
-__all__ = ['STAND_IN', 'STAND_IN_LABEL', 'FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'MODEL_PARAMS', 'DEMO', 'check_model_params',
-           'use_fast_activation', 'build_model', 'train_full', 'add_train_full_args', 'train_full_params',
-           'train_full_main', 'demo_run']
+__all__ = ['STAND_IN', 'STAND_IN_LABEL', 'FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'DEMO', 'TrainFullConfig', 'use_fast_activation',
+           'build_model', 'train_full', 'train_full_main']
 
 # %% ../nbs/02_train_gpt2_full.ipynb #52cec1c6
 STAND_IN = 'gpt2-demo'
 STAND_IN_LABEL = 'offline stand-in for GroNLP/gpt2-small-italian: a small GPT-2 trained from scratch'
 
-def check_model_params(dropout:float, demo_layers:int, demo_embd:int, demo_heads:int):
-    "Dropout in [0, 1) and a stand-in shape whose width divides into its heads; else a `UserError`."
-    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1): raise UserError(f'dropout {dropout!r} must be in [0, 1).')
-    for k, v in (('demo_layers', demo_layers), ('demo_embd', demo_embd), ('demo_heads', demo_heads)):
-        if not (isinstance(v, int) and v >= 1): raise UserError(f'{k} {v!r} must be an integer of at least 1.')
-    if demo_embd % demo_heads: raise UserError(f'demo_embd {demo_embd} must be a multiple of demo_heads {demo_heads}.')
+@dataclass
+class TrainFullConfig(TrainConfig):
+    "A full fine-tuning run: the shared training choices, the model's dropout and the offline stand-in's shape; defaults: Table 3."
+    out: str = param('runs/train_full', 'the run folder: params, metrics, checkpoints, the model', short='-o', path='file', study=NOT_IN_STUDY)
+    model: str = param('GroNLP/gpt2-small-italian', f'Hugging Face name or folder of a causal LM, or {STAND_IN} (a small GPT-2 trained from scratch, offline)', path='maybe')
+    dropout: float = param(0.1, 'dropout of the embeddings, attention and residuals')
+    demo_layers: int = param(2, f'layers of the {STAND_IN} stand-in (GPT-2 small: 12)', study=NOT_IN_STUDY)
+    demo_embd: int = param(128, f'width of the {STAND_IN} stand-in (GPT-2 small: 768)', study=NOT_IN_STUDY)
+    demo_heads: int = param(4, f'attention heads of the {STAND_IN} stand-in (GPT-2 small: 12)', study=NOT_IN_STUDY)
+
+    def check(self):
+        super().check()
+        if not 0 <= self.dropout < 1: raise UserError(f'dropout {self.dropout!r} must be in [0, 1).')
+        for k in ('demo_layers', 'demo_embd', 'demo_heads'):
+            if getattr(self, k) < 1: raise UserError(f'{k} {getattr(self, k)!r} must be at least 1.')
+        if self.demo_embd % self.demo_heads: raise UserError(f'demo_embd {self.demo_embd} must be a multiple of demo_heads {self.demo_heads}.')
 
 # %% ../nbs/02_train_gpt2_full.ipynb #de536357
 FAST_ACT = {'gelu_new': 'gelu_pytorch_tanh'}  # the same tanh approximation of GELU, one fused PyTorch kernel
@@ -45,11 +52,11 @@ def use_fast_activation(config):
 # %% ../nbs/02_train_gpt2_full.ipynb #bf814cf0
 DROPOUT_KEYS = ('resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'dropout', 'attention_dropout', 'hidden_dropout', 'hidden_dropout_prob', 'attention_probs_dropout_prob')
 
-def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, out_dir=None,
+def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, out=None,
                 demo_layers:int=2, demo_embd:int=128, demo_heads:int=4, reuse_base:bool=False) -> tuple[torch.nn.Module, dict]:
     "The model to train and what it is (`info` for model/chatmimic.json): the stand-in built from a config, or a pretrained one."
     if name == STAND_IN:
-        base = Path(out_dir)/'base' if out_dir is not None else None
+        base = Path(out)/'base' if out is not None else None
         if reuse_base and base is not None and (base/'config.json').exists():  # a resumed run starts from the same weights
             model = GPT2LMHeadModel.from_pretrained(base, config=use_fast_activation(GPT2Config.from_pretrained(base)), attn_implementation='sdpa')
         else:
@@ -81,67 +88,26 @@ def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, ou
     return model, info
 
 # %% ../nbs/02_train_gpt2_full.ipynb #6c0a571c
-def train_full(cfg:TrainConfig, dropout:float=0.1, demo_layers:int=2, demo_embd:int=128, demo_heads:int=4) -> dict:
+def train_full(cfg:TrainFullConfig) -> dict:
     "Fully fine-tune `cfg.model` on `cfg.dataset` (the demo dataset if empty); writes the run folder and returns its metrics."
-    check_model_params(dropout, demo_layers, demo_embd, demo_heads)
-    ds = cfg.dataset or str(demo_dataset())
+    ds = cfg.dataset or str(demo_dataset(block_size=cfg.block_size))
     dsd, stats, tok = load_prepared(ds)
     block = int(stats['config']['block_size'])
-    prepare_run_dir(cfg.out_dir, cfg.resume)  # a folder that is not a run is refused before base/ is written into it
-    model, info = build_model(cfg.model, tok, block, dropout, cfg.seed, cfg.out_dir, demo_layers, demo_embd, demo_heads, reuse_base=cfg.resume)
+    prepare_run_dir(cfg.out, cfg.resume)  # a folder that is not a run is refused before base/ is written into it
+    model, info = build_model(cfg.model, tok, block, cfg.dropout, cfg.seed, cfg.out, cfg.demo_layers, cfg.demo_embd, cfg.demo_heads, reuse_base=cfg.resume)
     info['dataset'] = ds
-    params = dict(dropout=dropout, **(dict(demo_layers=demo_layers, demo_embd=demo_embd, demo_heads=demo_heads) if cfg.model == STAND_IN else {}))
-    return train(model, tok, dsd, stats, TrainConfig(**{**asdict(cfg), 'dataset': ds}), info, params)
+    return train(model, tok, dsd, stats, replace(cfg, dataset=ds), info)
 
 # %% ../nbs/02_train_gpt2_full.ipynb #cc4d6b18
-MODEL_PARAMS = dict(dropout=0.1, demo_layers=2, demo_embd=128, demo_heads=4)
-_FLAGS = dict(learning_rate=float, weight_decay=float, lr_scheduler=str, warmup_ratio=float, micro_batch=int, grad_accum=int, epochs=float,
-              max_steps=int, max_grad_norm=float, precision=str, eval_every=int, save_every=int, log_every=int, seed=int,
-              power_interval=float, dropout=float, demo_layers=int, demo_embd=int, demo_heads=int)
-
-def add_train_full_args(p:argparse.ArgumentParser):
-    "The arguments of `chatmimic train-full`."
-    d = TrainConfig()
-    p.add_argument('--dataset', required=True, help="a prepared dataset folder (chatmimic prepare -o), or '' for the synthetic demo dataset")
-    p.add_argument('--out', required=True, help='the run folder (metrics, checkpoints, the model)')
-    p.add_argument('--config', help='a YAML configuration (e.g. configs/paper.yaml); its train_gpt2_full section is used')
-    p.add_argument('--model', help=f"Hugging Face name or folder, or {STAND_IN} (default: the offline stand-in)")
-    p.add_argument('--resume', action='store_true', help='continue from the newest checkpoint in --out')
-    p.add_argument('--no-pack', dest='pack', action='store_const', const=False, help='one example per row instead of packing')
-    for k, t in _FLAGS.items():
-        dv = getattr(d, k, MODEL_PARAMS.get(k))
-        p.add_argument('--' + k.replace('_', '-'), type=t, help=f'default {dv}')
-    p.add_argument('-q', '--quiet', action='store_true', help='no progress bar, no summary')
-
-def train_full_params(args) -> dict:
-    "Defaults, then the config file's train_gpt2_full section, then the command line."
-    ps = {**asdict(TrainConfig()), **MODEL_PARAMS}
-    if args.config: ps.update({k: v for k, v in stage_params(args.config, 'train_gpt2_full').items() if k in ps})
-    ps.update({k: v for k, v in vars(args).items() if k in ps and v is not None and k not in ('dataset', 'resume')})
-    ps.update(dataset=args.dataset, out_dir=args.out, resume=bool(args.resume or ps.get('resume')))
-    if args.quiet: ps['progress'] = False
-    return ps
-
-def train_full_main(args) -> dict:
-    "Run `chatmimic train-full` from parsed arguments."
-    ps = train_full_params(args)
-    m = train_full(TrainConfig.from_params(ps), **{k: ps[k] for k in MODEL_PARAMS})
-    if not args.quiet:
+def train_full_main(cfg:TrainFullConfig, args) -> dict:
+    "Run `chatmimic train-full` with the resolved `cfg`; one summary line unless `args.quiet`."
+    if args.quiet: cfg = replace(cfg, progress=False)
+    m = train_full(cfg)
+    if m and not args.quiet:  # m is empty on every process but the main one
         print(f"{m['model']}{' (the offline stand-in, trained from scratch)' if m.get('stand_in') else ''}: validation loss {m['val_loss_start']:.4f} -> {m['val_loss']:.4f}, {m['steps']} steps, "
-              f"{m['tokens']:,} tokens at {m['tokens_per_s'] or 0:,.0f}/s, padding {m['padding_share']:.1%} -> {args.out}")
+              f"{m['tokens']:,} tokens at {m['tokens_per_s'] or 0:,.0f}/s, padding {m['padding_share']:.1%} -> {cfg.out}")
     return m
 
 # %% ../nbs/02_train_gpt2_full.ipynb #41e4b2dd
-DEMO = dict(model=STAND_IN, learning_rate=2e-3, weight_decay=0.01, micro_batch=8, grad_accum=1, epochs=1.0, max_steps=30, eval_every=10,
-            save_every=10, log_every=2, seed=0, progress=False)
-
-def demo_run(path=None, force:bool=False) -> Path:
-    "A small GPT-2 stand-in trained on the demo dataset (this notebook's defaults), cached."
-    path = Path(path or cache_dir()/'demo-runs'/'full')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + '.lock'):
-        done = (path/'metrics.json').exists() and (path/'model'/'chatmimic.json').exists() and (path/'params.yaml').exists()
-        same = done and all(yaml.safe_load((path/'params.yaml').read_text()).get(k) == v for k, v in {**DEMO, **MODEL_PARAMS}.items() if k != 'progress')
-        if force or not same:  # missing, or made with other defaults
-            train_full(TrainConfig(**DEMO, out_dir=str(path)), **MODEL_PARAMS)
-    return path
+DEMO = dict(model=STAND_IN, learning_rate=2e-3, micro_batch=8, grad_accum=1, max_steps=30, eval_every=10, save_every=10, log_every=2,
+            block_size=256, val_examples=0, dropout=0.1, demo_layers=2, demo_embd=128, demo_heads=4, seed=0)

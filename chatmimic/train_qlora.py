@@ -4,59 +4,56 @@
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #16430fce
 from __future__ import annotations
-import argparse, json, logging, os, shutil, subprocess, sys, time
-from dataclasses import dataclass, asdict, field
+import argparse, json, logging, os, shutil, subprocess, sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-from .core import UserError, user_error, atomic_path, atomic_write, stage_params
-from .models import cache_dir
-from .qlora_plan import LORA_TARGETS, BACKENDS, GiB, model_config, select_backend, qlora_plan, format_plan
-from .train import TRAIN_PARAMS, TrainConfig, train, load_prepared, demo_dataset, model_source, resolve_precision, DTYPES, bnb_config, load_base, load_trained
+from .core import UserError, user_error, atomic_path, atomic_write, param, NOT_IN_STUDY
+from .models import model_config, model_source
+from .qlora_plan import LORA_TARGETS, BACKENDS, GiB, select_backend, qlora_plan, format_plan
+from .train import TrainConfig, train, load_prepared, demo_dataset, resolve_precision, DTYPES, load_base, load_trained, _is_main
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'QLORA_PARAMS', 'GEMMA_NOTICE', 'DEMO', 'QLoRAConfig', 'lora_config', 'load_qlora_model', 'add_gemma_notice',
-           'run_qlora', 'load_qlora', 'ends_with_stop', 'stop_rate', 'merge', 'find_converter', 'export_gguf',
-           'add_train_qlora_args', 'qlora_params', 'train_qlora_main', 'demo_run']
+__all__ = ['log', 'GEMMA_NOTICE', 'DEMO', 'QLoRAConfig', 'lora_config', 'load_qlora_model', 'ends_with_stop', 'stop_rate',
+           'add_gemma_notice', 'run_qlora', 'load_qlora', 'merge', 'find_converter', 'export_gguf',
+           'add_train_qlora_args', 'train_qlora_main']
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #703e31dc
-QLORA_PARAMS = TRAIN_PARAMS + ('lora_rank', 'lora_alpha', 'lora_dropout', 'lora_targets', 'load_in_4bit', 'backend', 'gradient_checkpointing')
-
 @dataclass
 class QLoRAConfig(TrainConfig):
-    "A QLoRA run: the shared training choices plus the adapter and the quantization."
-    model: str = 'gemma3-270m'          # Hugging Face name, local folder, or gemma3-270m (offline)
-    learning_rate: float = 1e-4         # the study's QLoRA learning rate
-    micro_batch: int = 1                # blocks per forward pass
-    grad_accum: int = 64                # effective batch 64, as in the study
-    lora_rank: int = 32                 # LoRA rank r
-    lora_alpha: float = 16              # LoRA scale numerator: the update is scaled by alpha/r
-    lora_dropout: float = 0.0           # dropout on the LoRA input
-    lora_targets: list = field(default_factory=lambda: list(LORA_TARGETS))  # the projections that get an adapter
-    load_in_4bit: bool = True           # 4-bit NF4 base (QLoRA); False: plain LoRA on a 16/32-bit base
-    backend: str = 'auto'               # auto | unsloth | peft
-    gradient_checkpointing: bool = True # recompute activations in the backward pass
+    "A QLoRA run: the shared training choices plus the adapter, the quantization and the stop-rate check; defaults: Table 3."
+    out: str = param('runs/train_qlora', 'the run folder: params, metrics, checkpoints, the adapter', short='-o', path='file', study=NOT_IN_STUDY)
+    model: str = param('google/gemma-2b', 'Hugging Face name or folder of the base model; offline: gemma3-270m (real) or gemma3-tiny (random, tests)', path='maybe')
+    learning_rate: float = param(1e-4, 'peak learning rate (Table 3: 1e-4 QLoRA)')
+    micro_batch: int = param(1, 'blocks per device per forward pass: 1 fits the study\'s 8 GB card at block 1024 (03a_qlora_plan)', unit='blocks')
+    grad_accum: int = param(64, 'micro-batches per optimizer step: effective batch = micro_batch x grad_accum x processes; '
+                                'Table 3 prints 63 for QLoRA and 64 for the full run: 64 is taken for both', study=63)
+    lora_rank: int = param(32, "LoRA rank r: 32 gives the study's 39M trainable parameters (Table 3 prints 16, in a column shifted by a row)")
+    lora_alpha: float = param(16.0, 'LoRA scale numerator: the update is scaled by alpha/r')
+    lora_dropout: float = param(0.0, 'dropout on the LoRA input (Table 3: dropout 0)')
+    lora_targets: list = param(list(LORA_TARGETS), 'the projections that get an adapter: every linear layer of a block')
+    load_in_4bit: bool = param(True, 'a 4-bit NF4 base with double quantization (QLoRA); false: plain LoRA on a 16/32-bit base')
+    backend: str = param('auto', 'auto: unsloth when a GPU and unsloth are there, else transformers + peft + bitsandbytes', choices=BACKENDS, study='unsloth')
+    gradient_checkpointing: bool = param(True, "recompute activations in the backward pass: less memory, ~30% slower; what fits the study's 8 GB card (03a_qlora_plan)",
+                                         study=NOT_IN_STUDY)
+    stop_examples: int = param(100, 'held-out test prompts generated from after training to measure the stop rate (stop_rate.json); 0 = none',
+                               unit='prompts', study=NOT_IN_STUDY)
+    max_new_tokens: int = param(64, 'generation budget of the stop-rate check', unit='tokens', study=NOT_IN_STUDY)
 
-    def __post_init__(self):
-        super().__post_init__()
+    def check(self):
+        super().check()
         def need(ok, what):
             if not ok: raise UserError(what)
-        need(isinstance(self.lora_rank, int) and self.lora_rank >= 1, f'lora_rank {self.lora_rank!r} must be an integer of at least 1.')
-        need(isinstance(self.lora_alpha, (int, float)) and self.lora_alpha > 0, f'lora_alpha {self.lora_alpha!r} must be positive.')
-        need(isinstance(self.lora_dropout, (int, float)) and 0 <= self.lora_dropout < 1, f'lora_dropout {self.lora_dropout!r} must be in [0, 1).')
-        if isinstance(self.lora_targets, str): self.lora_targets = [t.strip() for t in self.lora_targets.split(',') if t.strip()]
-        need(isinstance(self.lora_targets, (list, tuple)) and len(self.lora_targets) > 0, 'lora_targets is empty; name the projections to adapt, e.g. q_proj,v_proj.')
-        self.lora_targets = list(self.lora_targets)
-        need(self.backend in BACKENDS, f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}.")
-
-    @classmethod
-    def from_params(cls, params:dict) -> QLoRAConfig:
-        "The config from a mapping that may hold other stages' parameters too (a notebook's globals, `stage_params`)."
-        return cls(**{k: params[k] for k in QLORA_PARAMS if k in params})
+        need(self.lora_rank >= 1, f'lora_rank {self.lora_rank!r} must be at least 1.')
+        need(self.lora_alpha > 0, f'lora_alpha {self.lora_alpha!r} must be positive.')
+        need(0 <= self.lora_dropout < 1, f'lora_dropout {self.lora_dropout!r} must be in [0, 1).')
+        self.lora_targets = [str(t) for t in self.lora_targets]
+        need(len(self.lora_targets) > 0, 'lora_targets is empty; name the projections to adapt, e.g. lora_targets=[q_proj,v_proj].')
+        need(self.stop_examples >= 0 and self.max_new_tokens >= 1, f'stop_examples {self.stop_examples!r} must be at least 0 and max_new_tokens {self.max_new_tokens!r} at least 1.')
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #230abef3
 def lora_config(cfg:QLoRAConfig):
@@ -84,54 +81,6 @@ def load_qlora_model(cfg:QLoRAConfig, backend:str='peft', block_size:int=1024):
         m.enable_input_require_grads()
     return get_peft_model(m, lora_config(cfg))
 
-# %% ../nbs/03_train_gemma_qlora.ipynb #eca3eea0
-GEMMA_NOTICE = ("This model is derived from Google's Gemma weights ({base}). Gemma is provided under and subject to the Gemma Terms "
-                "of Use, https://ai.google.dev/gemma/terms, including its Prohibited Use Policy, "
-                "https://ai.google.dev/gemma/prohibited_use_policy. Anyone you share it with receives it under the same terms.\n")
-
-def add_gemma_notice(folder, base:str) -> bool:
-    "Write NOTICE (the Gemma Terms of Use) into `folder` when `base` is a Gemma model; returns whether it did."
-    from chatmimic.qlora_plan import model_config
-    try: gemma = 'gemma' in (model_config(base).model_type or '') or 'gemma' in str(base).lower()
-    except UserError: gemma = 'gemma' in str(base).lower()
-    if gemma:
-        with atomic_write(Path(folder)/'NOTICE', perm=0o644) as f: f.write(GEMMA_NOTICE.format(base=base))
-    return gemma
-
-#| export
-def run_qlora(cfg:QLoRAConfig, block_size:int=256, val_examples:int=0, quiet:bool=False):
-    "Train `cfg` (dataset '' = the demo dataset at `block_size`); returns the trained model, its tokenizer and the final metrics."
-    say = (lambda *a: None) if quiet else print
-    data = cfg.dataset or str(demo_dataset(tokenizer='gemma3-270m', template='model', block_size=block_size))
-    dsd, stats, tok = load_prepared(data)
-    if val_examples: dsd['validation'] = dsd['validation'].select(range(min(val_examples, len(dsd['validation']))))
-    block = int(stats['config']['block_size'])
-    backend, why = select_backend(cfg.backend, cfg.load_in_4bit)
-    log.info('backend %s: %s', backend, why); say(f'backend {backend}: {why}')
-    model = load_qlora_model(cfg, backend, block)
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tok) > rows: raise user_error(cfg.dataset or 'the dataset', f'its tokenizer has {len(tok)} tokens but {cfg.model} has {rows} embeddings',
-                                         'prepare it with --template model or paper (chatml adds tokens a LoRA run cannot learn)')
-    plan = qlora_plan(model_config(model_source(cfg.model)), cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.load_in_4bit,
-                      backend, block, cfg.micro_batch, cfg.gradient_checkpointing)
-    info = dict(kind='qlora', model=cfg.model, base=model_source(cfg.model), dataset=data, load_in_4bit=cfg.load_in_4bit,
-                quantization='nf4-double' if cfg.load_in_4bit else None, precision=resolve_precision(cfg.precision), backend=backend,
-                backend_reason=why, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_targets=cfg.lora_targets)
-    m = train(model, tok, dsd, stats, cfg, info, params=dict(backend_used=backend, backend_reason=why))
-    add_gemma_notice(Path(cfg.out_dir)/'model', cfg.model)
-    plan['model'], plan['measured_peak_bytes'] = cfg.model, m.get('peak_memory_bytes')
-    with atomic_write(Path(cfg.out_dir)/'plan.json') as f: json.dump(plan, f, indent=1)
-    if m.get('peak_memory_bytes'):
-        say(f"GPU memory: measured peak {m['peak_memory_bytes'] / GiB:.2f} GiB, estimated {plan['memory']['qlora']['total'] / GiB:.2f} GiB")
-    return model, tok, m
-
-# %% ../nbs/03_train_gemma_qlora.ipynb #350ea02c
-def load_qlora(out_dir, which:str='model'):
-    "A QLoRA run's trained model ('model': base + adapter) or its base ('base'), quantized as in training, and its tokenizer."
-    if not (Path(out_dir)/'model'/'adapter_config.json').exists():
-        raise user_error(out_dir, 'has no LoRA adapter (model/adapter_config.json)', 'pass a run folder written by chatmimic train-qlora')
-    return load_trained(out_dir, which)  # the one loader: base quantized as in training (chatmimic.json), plus the adapter
-
 # %% ../nbs/03_train_gemma_qlora.ipynb #3f872dd9
 def ends_with_stop(ds, stop_id:int) -> bool:
     "Whether every example's last trained label is the stop token and nothing after the response is trained."
@@ -154,12 +103,66 @@ def stop_rate(model, tok, ds, stop_id:int, n:int=16, max_new_tokens:int=32, batc
         lengths += [int(h.nonzero()[0]) + 1 if h.any() else max_new_tokens for h in hit]
     return dict(stop_rate=stopped / len(rows), n=len(rows), stopped=stopped, mean_new_tokens=sum(lengths) / len(rows), max_new_tokens=max_new_tokens)
 
+# %% ../nbs/03_train_gemma_qlora.ipynb #eca3eea0
+GEMMA_NOTICE = ("This model is derived from Google's Gemma weights ({base}). Gemma is provided under and subject to the Gemma Terms "
+                "of Use, https://ai.google.dev/gemma/terms, including its Prohibited Use Policy, "
+                "https://ai.google.dev/gemma/prohibited_use_policy. Anyone you share it with receives it under the same terms.\n")
+
+def add_gemma_notice(folder, base:str) -> bool:
+    "Write NOTICE (the Gemma Terms of Use) into `folder` when `base` is a Gemma model; returns whether it did."
+    try: gemma = 'gemma' in (model_config(base).model_type or '') or 'gemma' in str(base).lower()
+    except UserError: gemma = 'gemma' in str(base).lower()
+    if gemma:
+        with atomic_write(Path(folder)/'NOTICE', perm=0o644) as f: f.write(GEMMA_NOTICE.format(base=base))
+    return gemma
+
+
+# %% ../nbs/03_train_gemma_qlora.ipynb #d3b0c001
+def run_qlora(cfg:QLoRAConfig, quiet:bool=False):
+    "Train `cfg` (dataset '' = the demo dataset at `cfg.block_size`) and measure its stop rate; returns the trained model, its tokenizer and the final metrics."
+    say = (lambda *a: None) if quiet else print
+    backend, why = select_backend(cfg.backend, cfg.load_in_4bit)  # an impossible backend is refused before anything is built
+    log.info('backend %s: %s', backend, why); say(f'backend {backend}: {why}')
+    data = cfg.dataset or str(demo_dataset('qlora', 'gemma3-270m', 'model', cfg.block_size))
+    dsd, stats, tok = load_prepared(data)
+    block = int(stats['config']['block_size'])
+    model = load_qlora_model(cfg, backend, block)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tok) > rows: raise user_error(cfg.dataset or 'the dataset', f'its tokenizer has {len(tok)} tokens but {cfg.model} has {rows} embeddings',
+                                         'prepare it with template model or paper (chatml adds tokens a LoRA run cannot learn)')
+    plan = qlora_plan(replace(cfg, block_size=block))
+    info = dict(kind='qlora', model=cfg.model, base=model_source(cfg.model), dataset=data, load_in_4bit=cfg.load_in_4bit,
+                quantization='nf4-double' if cfg.load_in_4bit else None, precision=resolve_precision(cfg.precision), backend=backend,
+                backend_reason=why, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_targets=cfg.lora_targets)
+    m = train(model, tok, dsd, stats, replace(cfg, dataset=data), info, params=dict(backend_used=backend, backend_reason=why))
+    if not _is_main(): return model, tok, m
+    out = Path(cfg.out)
+    add_gemma_notice(out/'model', cfg.model)
+    plan['model'], plan['measured_peak_bytes'] = cfg.model, m.get('peak_memory_bytes')
+    with atomic_write(out/'plan.json') as f: json.dump(plan, f, indent=1)
+    if m.get('peak_memory_bytes'):
+        say(f"GPU memory: measured peak {m['peak_memory_bytes'] / GiB:.2f} GiB, estimated {plan['memory']['qlora']['total'] / GiB:.2f} GiB")
+    if cfg.stop_examples and 'test' in dsd:
+        model.eval(); model.config.use_cache = True
+        with model.disable_adapter(): base = stop_rate(model, tok, dsd['test'], stats['stop_token_id'], cfg.stop_examples, cfg.max_new_tokens)
+        tuned = stop_rate(model, tok, dsd['test'], stats['stop_token_id'], cfg.stop_examples, cfg.max_new_tokens)
+        with atomic_write(out/'stop_rate.json') as f: json.dump(dict(base=base, tuned=tuned), f, indent=1)
+        say(f"stop rate on {tuned['n']} held-out prompts: base {base['stop_rate']:.2f}, tuned {tuned['stop_rate']:.2f}")
+    return model, tok, m
+
+# %% ../nbs/03_train_gemma_qlora.ipynb #350ea02c
+def load_qlora(run, which:str='model'):
+    "A QLoRA run's trained model ('model': base + adapter) or its base ('base'), quantized as in training, and its tokenizer."
+    if not (Path(run)/'model'/'adapter_config.json').exists():
+        raise user_error(run, 'has no LoRA adapter (model/adapter_config.json)', 'pass a run folder written by chatmimic train-qlora')
+    return load_trained(run, which)  # the one loader: base quantized as in training (chatmimic.json), plus the adapter
+
 # %% ../nbs/03_train_gemma_qlora.ipynb #822314fe
-def merge(out_dir, dest=None) -> Path:
-    "Merge a QLoRA run's adapter into its (dequantized) base and save a full model to `dest` (default `out_dir/merged`)."
+def merge(run, dest=None) -> Path:
+    "Merge a QLoRA run's adapter into its (dequantized) base and save a full model to `dest` (default `run/merged`)."
     from peft import PeftModel
-    d, dest = Path(out_dir)/'model', Path(dest or Path(out_dir)/'merged')
-    model, tok, info = load_qlora(out_dir, 'base')
+    d, dest = Path(run)/'model', Path(dest or Path(run)/'merged')
+    model, tok, info = load_qlora(run, 'base')
     if info.get('load_in_4bit'): model = model.dequantize()
     merged = PeftModel.from_pretrained(model, d).merge_and_unload()
     if getattr(merged.config, 'quantization_config', None) is not None: del merged.config.quantization_config
@@ -201,74 +204,30 @@ def export_gguf(merged_dir, out=None, outtype:str='q8_0', llama_cpp=None) -> Pat
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #4a69f764
 def add_train_qlora_args(p:argparse.ArgumentParser):
-    "The arguments of `chatmimic train-qlora`."
-    p.add_argument('--dataset', help="a folder written by chatmimic prepare (default: the synthetic demo dataset)")
-    p.add_argument('--out', help='the run folder (default runs/train_gemma_qlora)')
-    p.add_argument('--config', help='a run configuration, e.g. configs/paper.yaml (its train_gemma_qlora section and shared keys)')
-    p.add_argument('--model', help='Hugging Face name or folder of the base model; gemma3-270m (offline, default) or google/gemma-2b (the study)')
-    p.add_argument('--backend', choices=BACKENDS, help='auto (default: unsloth when a GPU and unsloth are present), unsloth, or peft')
-    p.add_argument('--no-4bit', dest='load_in_4bit', action='store_const', const=False, help='plain LoRA on a 16/32-bit base instead of QLoRA')
-    p.add_argument('--max-steps', type=int, help='optimizer steps (-1: run the epochs)')
-    p.add_argument('--learning-rate', type=float, help='peak learning rate')
-    p.add_argument('--block-size', type=int, help='tokens per block for --dry-run and the demo dataset (default: the dataset\'s, else 1024)')
-    p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='any trainer parameter, e.g. --set lora_rank=16 (YAML value)')
+    "The action flags of `chatmimic train-qlora` (its parameters are generated from `QLoRAConfig`)."
     p.add_argument('--dry-run', action='store_true', help='print model, backend, quantization, LoRA targets, trainable parameters and a memory estimate; load nothing')
-    p.add_argument('--resume', action='store_true', help='continue from the newest checkpoint in --out')
     p.add_argument('--merge', action='store_true', help='after training, write a full model with the adapter merged into OUT/merged')
-    p.add_argument('--gguf', metavar='TYPE', help='after merging, export OUT/model-TYPE.gguf for llama.cpp/Ollama (TYPE: f16, bf16, q8_0, f32)')
-    p.add_argument('--llama-cpp', help="folder with llama.cpp's convert_hf_to_gguf.py (default $LLAMA_CPP_DIR)")
-    p.add_argument('-q', '--quiet', action='store_true', help='print nothing but errors')
+    p.add_argument('--gguf', metavar='FORMAT', help='after merging, export OUT/model-FORMAT.gguf for llama.cpp/Ollama (FORMAT: f16, bf16, q8_0, f32)')
+    p.add_argument('--llama-cpp', metavar='DIR', help="folder with llama.cpp's convert_hf_to_gguf.py (default $LLAMA_CPP_DIR)")
 
-def qlora_params(args) -> dict:
-    "The run's parameters: defaults, then the config file, then the flags."
-    import yaml
-    params = stage_params(args.config, 'train_gemma_qlora') if args.config else {}
-    for kv in args.set:
-        if '=' not in kv: raise UserError(f'--set {kv}: write KEY=VALUE, e.g. --set lora_rank=16.')
-        k, v = kv.split('=', 1); params[k.strip()] = yaml.safe_load(v)
-    flags = dict(dataset=args.dataset, out_dir=args.out, model=args.model, backend=args.backend, load_in_4bit=args.load_in_4bit,
-                 max_steps=args.max_steps, learning_rate=args.learning_rate, resume=args.resume or None, block_size=args.block_size)
-    params |= {k: v for k, v in flags.items() if v is not None}
-    params.setdefault('out_dir', 'runs/train_gemma_qlora')
-    if args.quiet: params['progress'] = False
-    return params
-
-def train_qlora_main(args):
-    "Run `chatmimic train-qlora` from parsed arguments."
-    params = qlora_params(args)
-    cfg = QLoRAConfig.from_params(params)
-    block = params.get('block_size')
+def train_qlora_main(cfg:QLoRAConfig, args):
+    "Run `chatmimic train-qlora` with the resolved `cfg`: the plan (--dry-run), or the training, then --merge and --gguf."
     if args.dry_run:
-        if block is None and cfg.dataset: block = int(load_prepared(cfg.dataset)[1]['config']['block_size'])
-        plan = qlora_plan(cfg.model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets, cfg.load_in_4bit, cfg.backend,
-                          int(block or 1024), cfg.micro_batch, cfg.gradient_checkpointing)
+        if cfg.dataset: cfg = replace(cfg, block_size=int(load_prepared(cfg.dataset)[1]['config']['block_size']))  # the dataset's block
+        plan = qlora_plan(cfg)
         print(format_plan(plan))
         return plan
-    if args.gguf: args.merge = True
-    model, tok, m = run_qlora(cfg, int(block or 256), quiet=args.quiet)
+    if args.quiet: cfg = replace(cfg, progress=False)
+    model, tok, m = run_qlora(cfg, quiet=args.quiet)
     del model
-    merged = merge(cfg.out_dir) if args.merge else None
+    if not _is_main(): return m
+    merged = merge(cfg.out) if args.merge or args.gguf else None
     gguf = export_gguf(merged, outtype=args.gguf, llama_cpp=args.llama_cpp) if args.gguf else None
     if not args.quiet:
         print(f"{m['steps']} steps, validation loss {m['val_loss_start']:.4f} -> {m['val_loss']:.4f}, {m['train_seconds']:.0f} s "
-              f"({m['tokens_per_s']} tokens/s) -> {cfg.out_dir}" + (f'; merged {merged}' if merged else '') + (f'; {gguf}' if gguf else ''))
+              f"({m['tokens_per_s']} tokens/s) -> {cfg.out}" + (f'; merged {merged}' if merged else '') + (f'; {gguf}' if gguf else ''))
     return m
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #936b6680
-DEMO = dict(model='gemma3-270m', learning_rate=1e-3, micro_batch=1, grad_accum=1, max_steps=8, eval_every=0, save_every=0,
-            log_every=1, gradient_checkpointing=False, progress=False)  # a CPU run of a few minutes
-
-def demo_run(path=None, force:bool=False) -> Path:
-    "A small QLoRA run of Gemma 3 270M on the demo dataset, made once under the cache (with a file lock) and reused."
-    from filelock import FileLock
-    path = Path(path or cache_dir()/'demo-runs'/'qlora')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + '.lock'):
-        if force or not (path/'metrics.json').exists():
-            model, tok, _ = run_qlora(QLoRAConfig(out_dir=str(path), **DEMO), block_size=128, val_examples=8, quiet=True)
-            dsd, stats, _ = load_prepared(demo_dataset(tokenizer='gemma3-270m', template='model', block_size=128))
-            model.config.use_cache = True
-            with model.disable_adapter(): base = stop_rate(model, tok, dsd['test'], stats['stop_token_id'], 8, 64)
-            tuned = stop_rate(model, tok, dsd['test'], stats['stop_token_id'], 8, 64)
-            with atomic_write(path/'stop_rate.json') as f: json.dump(dict(base=base, tuned=tuned), f, indent=1)
-    return path
+DEMO = dict(model='gemma3-270m', learning_rate=1e-3, micro_batch=1, grad_accum=1, max_steps=8, eval_every=0, save_every=0, log_every=1,
+            gradient_checkpointing=False, block_size=128, val_examples=8, stop_examples=8, max_new_tokens=64, lora_rank=32, seed=0)

@@ -4,11 +4,10 @@
 
 # %% ../nbs/00b_whatsapp_db.ipynb #28ddd5dd
 from __future__ import annotations
-import logging, os, re, sqlite3, tempfile, time, zlib
-from collections import defaultdict
-from itertools import chain
+import logging, os, re, shutil, sqlite3, tempfile, time, zlib
+from collections import Counter
 from operator import itemgetter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
@@ -16,25 +15,115 @@ from typing import Iterator
 from tqdm import tqdm
 
 from .core import user_error
-from .parse import KINDS, SQLITE_MAGIC, Message, ParseOptions, iso_utc, load_json, ro_connect, db_tables, require_me
+from .parse import KINDS, SQLITE_MAGIC, Message, ParseOptions, iso_utc, load_json, db_tables, require_me
 
 # %% auto #0
-__all__ = ['MEDIA_TYPES', 'SYSTEM_TYPES', 'TIMES_OF_DAY', 'DELETED', 'MISSING', 'load_contacts', 'phone', 'db_columns',
-           'msgstore_schema', 'owner_name', 'modern_queries', 'legacy_queries', 'sqlite_messages', 'read_sqlite',
-           'decrypted_copy', 'read_msgstore', 'read_whatsapp_json', 'to_paper_json']
+__all__ = ['DAY', 'SINCE', 'BAD_TEXT', 'MEDIA_TYPES', 'SYSTEM_TYPES', 'ORDER', 'TIMES_OF_DAY', 'DELETED', 'MISSING',
+           'MEDIA_CODES', 'CARDS', 'time_range', 'seconds_in', 'is_key', 'is_text', 'shown', 'Skips', 'open_sqlite',
+           'utf8_or_bad', 'is_decode_error', 'db_reason', 'load_contacts', 'phone', 'db_columns', 'unique_ids',
+           'msgstore_schema', 'owner_name', 'row_problem', 'plausible_ms', 'modern_queries', 'legacy_queries',
+           'chat_order', 'sqlite_rows', 'sqlite_messages', 'read_sqlite', 'decrypted_copy', 'read_msgstore',
+           'json_seconds', 'json_flag', 'json_problem', 'json_kind', 'read_whatsapp_json', 'to_paper_json']
+
+# %% ../nbs/00b_whatsapp_db.ipynb #bcebaf36
+DAY = 86400
+SINCE = {'whatsapp': 1230768000, 'telegram': 1230768000, 'messenger': 1072915200}  # 2009-01-01, 2009-01-01, 2004-01-01 UTC
+
+def time_range(app:str) -> tuple[float, float]:
+    "(earliest, latest) seconds since the epoch a message of `app` may carry: the app's first year to a day from now."
+    return SINCE[app], time.time() + DAY
+
+def seconds_in(t, span:tuple, scale:int=1) -> float|None:
+    "`t` / `scale` in seconds when `t` is a number (not a bool) inside `span`, else None (NaN, infinity, text, lists)."
+    if type(t) not in (int, float): return None
+    return t / scale if span[0] * scale <= t <= span[1] * scale else None  # compared before dividing: an int may be too big for a float
+
+_SURROGATE = re.compile('[\ud800-\udfff]')  # JSON may escape half of a UTF-16 pair ("\\ud83d"): such a string cannot be written as UTF-8
+
+def is_key(x) -> bool:
+    "Whether `x` can be an id: an int (not a bool) or a str that can be written."
+    return type(x) is int or (type(x) is str and not _SURROGATE.search(x))
+
+def is_text(x) -> bool:
+    "Whether `x` can be a name or a text: a str that can be written, or None."
+    return x is None or (type(x) is str and not _SURROGATE.search(x))
+
+_CONTROL = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029]')
+
+def shown(x, n:int=60) -> str:
+    "A value read from a file as it may appear in a one-line error: its control characters replaced, at most `n` characters."
+    s = _CONTROL.sub('?', x if isinstance(x, str) else repr(x))
+    return s if len(s) <= n else s[:n - 1] + '…'
+
+class Skips:
+    "Records of one file skipped as unusable: counted by chat in `opts.skipped`, and by reason for the one sentence."
+    def __init__(self, path, opts:ParseOptions):
+        self.path, self.why = path, Counter()
+        if getattr(opts, 'skipped', None) is None: opts.skipped = Counter()  # created here while ParseOptions does not declare it
+        self.counts = opts.skipped
+
+    def __call__(self, chat_id, why:str, n:int=1):
+        "Count `n` records of chat `chat_id` (None: a chat that cannot be told; counted under the file) skipped for `why`."
+        self.why[why] += n
+        self.counts[str(self.path) if chat_id is None else chat_id] += n
+
+    def check(self, kept:int):
+        "The one-sentence error when records were skipped and none was kept."
+        if kept or not self.why: return
+        reasons = ', '.join(f'{k} with {w}' for w, k in self.why.most_common(3))
+        raise user_error(self.path, f'none of its {sum(self.why.values())} messages can be used ({reasons})',
+                         'pass the export as the app wrote it, or export it again')
+
+# %% ../nbs/00b_whatsapp_db.ipynb #ec45b533
+@contextmanager
+def open_sqlite(path) -> Iterator[sqlite3.Connection]:
+    "A connection to the SQLite file `path` that writes nothing beside it: immutable, or a private copy when a WAL or journal holds data."
+    path = Path(path)
+    side = [q for q in (Path(f'{path}-wal'), Path(f'{path}-journal')) if q.is_file() and q.stat().st_size]
+    with tempfile.TemporaryDirectory(prefix='chatmimic-') if side else nullcontext() as d:
+        if side:
+            db = Path(d)/'copy.db'
+            shutil.copyfile(path, db)
+            for q in side: shutil.copyfile(q, f'{db}{q.name[len(path.name):]}')
+            con = sqlite3.connect(db)
+        else: con = sqlite3.connect(path.resolve().as_uri() + '?mode=ro&immutable=1', uri=True)
+        try: yield con
+        finally: con.close()
+
+class _BadText:
+    "Text in a database that is not UTF-8: never shown, never written."
+    def __repr__(self): return 'BAD_TEXT'
+BAD_TEXT = _BadText()
+
+def utf8_or_bad(b:bytes):
+    "A text column's bytes as str, or BAD_TEXT when they are not UTF-8 (a `text_factory`)."
+    try: return b.decode('utf-8')
+    except UnicodeDecodeError: return BAD_TEXT
+
+def is_decode_error(e:Exception) -> bool:
+    "Whether `e` is sqlite3's error for text that is not UTF-8 (its message quotes the text)."
+    return isinstance(e, sqlite3.OperationalError) and str(e).startswith('Could not decode to UTF-8')
+
+def db_reason(e:Exception) -> str:
+    "What is wrong with a database, never anything read from it: SQLite's message, or only the error's name when the message quotes a value."
+    if isinstance(e, UnicodeDecodeError): return 'text in it is not UTF-8'  # sqlite3 could not even decode SQLite's own message
+    s = str(e)
+    return (getattr(e, 'sqlite_errorname', None) or 'unreadable') if is_decode_error(e) or "'" in s or '"' in s else shown(s, 120)
 
 # %% ../nbs/00b_whatsapp_db.ipynb #855322af
 def load_contacts(path) -> dict[str, str]:
-    "jid -> contact name from WhatsApp's `wa.db`; {} when `path` is None."
+    "jid -> contact name from WhatsApp's `wa.db`; {} when `path` is None. Names and jids that are not text are left out."
     if path is None: return {}
     todo = 'pass the wa.db copied from the phone with --contacts'
     if not Path(path).is_file(): raise user_error(path, 'does not exist', todo)
     try:
-        con = ro_connect(path)
-        try: return dict(con.execute("SELECT jid, COALESCE(NULLIF(display_name, ''), NULLIF(wa_name, '')) AS name "
-                                     "FROM wa_contacts WHERE name IS NOT NULL"))
-        finally: con.close()
-    except sqlite3.DatabaseError as e: raise user_error(path, f'is not a WhatsApp contacts database ({e})', todo) from None
+        with open_sqlite(path) as con:
+            con.text_factory = utf8_or_bad  # a few thousand rows: the careful reading costs nothing here
+            rows = con.execute("SELECT jid, COALESCE(NULLIF(display_name, ''), NULLIF(wa_name, '')) AS name "
+                               "FROM wa_contacts WHERE name IS NOT NULL").fetchall()
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as e: raise user_error(path, f'is not a WhatsApp contacts database ({db_reason(e)})', todo) from None
+    except OSError as e: raise user_error(path, f'cannot be read ({e.strerror})', todo) from None
+    return {j: n for j, n in rows if type(j) is str and type(n) is str}
 
 def phone(jid:str) -> str:
     "How WhatsApp shows a jid nobody saved: '+' and the number for a person, the bare id otherwise."
@@ -45,6 +134,11 @@ def phone(jid:str) -> str:
 def db_columns(con, table:str) -> set[str]:
     "Column names of `table`."
     return {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
+
+def unique_ids(con, table:str) -> bool:
+    "Whether `table`'s `_id` is its one INTEGER PRIMARY KEY, so unique by construction (WhatsApp's tables; a hand-made one may not be)."
+    pk = [r for r in con.execute(f'PRAGMA table_info("{table}")') if r[5]]
+    return len(pk) == 1 and pk[0][1] == '_id' and str(pk[0][2]).upper() == 'INTEGER'
 
 def msgstore_schema(con) -> str|None:
     "'modern', 'legacy', or None when the database has no WhatsApp message table."
@@ -60,112 +154,194 @@ def owner_name(con, opts:ParseOptions, path) -> str:
     if opts.me: return opts.me
     if 'props' in db_tables(con):
         r = con.execute("SELECT value FROM props WHERE key = 'user_push_name'").fetchone()
-        if r and r[0]: return r[0]
+        if r and type(r[0]) is str and r[0]: return r[0]
     return require_me(path, opts)
 
 # %% ../nbs/00b_whatsapp_db.ipynb #2adef0e2
 MEDIA_TYPES = '1,2,3,4,5,9,13,14,16,20,42,43'  # attachments, by message_type / media_wa_type
 SYSTEM_TYPES = '7,8,10,90'                   # system events and call-log rows
 
-def modern_queries(con) -> dict[str, str|None]:
-    "The queries that read a modern msgstore.db, using only the side tables it has."
-    t = db_tables(con)
+def row_problem(mid:str, fm:str, ts:str, texts:list, span:tuple) -> str:
+    "SQL for why a message row cannot be used (NULL when it can): its id, from_me flag, time or a text of the wrong type."
+    lo, hi = int(span[0] * 1000), int(span[1] * 1000)
+    txt = ' OR '.join(f"typeof({t}) NOT IN ('text', 'null')" for t in texts)
+    return (f"CASE WHEN typeof({mid}) <> 'integer' THEN 'an id of the wrong type' "
+            f"WHEN typeof({fm}) NOT IN ('integer', 'null') OR {fm} NOT IN (0, 1) THEN 'a from_me flag of the wrong type' "
+            f"WHEN typeof({ts}) NOT IN ('integer', 'real') OR {ts} NOT BETWEEN {lo} AND {hi} THEN 'a time out of range' "
+            f"WHEN {txt} THEN 'a text of the wrong type' END")
+
+ORDER = 'temp.chatmimic_order'  # (rank, chat key): the chats in the order they are read, made by `chat_order`
+
+def plausible_ms(ts:str, span:tuple) -> str:
+    "SQL: whether the milliseconds `ts` are a time a message may carry (the time part of `row_problem`)."
+    return f"typeof({ts}) IN ('integer', 'real') AND {ts} BETWEEN {int(span[0] * 1000)} AND {int(span[1] * 1000)}"
+
+def modern_queries(con, span:tuple|None=None) -> dict[str, str|None]:
+    "The queries that read a modern msgstore.db, using only the side tables it has; `span`: the plausible times (seconds)."
+    t, span = db_tables(con), span or time_range('whatsapp')
     has = lambda tab: f'm._id IN (SELECT message_row_id FROM {tab})' if tab in t else '0'
     mapped = lambda j, a: (f'COALESCE((SELECT x.raw_string FROM jid_map {a} JOIN jid x ON x._id = {a}.jid_row_id '
                            f'WHERE {a}.lid_row_id = {j}._id), {j}.raw_string)' if 'jid_map' in t else f'{j}.raw_string')
     cap = ('(SELECT media_caption FROM message_media WHERE message_row_id = m._id)'
            if 'message_media' in t and 'media_caption' in db_columns(con, 'message_media') else 'NULL')
     chats = "FROM chat c JOIN jid j ON j._id = c.jid_row_id WHERE j.raw_string <> 'status@broadcast'"
+    status = "SELECT c._id FROM chat c JOIN jid j ON j._id = c.jid_row_id WHERE j.raw_string = 'status@broadcast'"
+    where = f'm.chat_row_id IS NOT -1 AND COALESCE(m.chat_row_id IN ({status}), 0) = 0'
+    why = row_problem('m._id', 'm.from_me', 'm.timestamp', ['m.text_data'], span)
     return dict(
         chats=f"SELECT c._id, {mapped('j', 'cm')}, c.subject {chats}",
         jids=f"SELECT j._id, {mapped('j', 'sm')} FROM jid j",
-        messages=f"""SELECT m.chat_row_id, m._id, m.from_me, CAST(COALESCE(m.timestamp, 0) AS INTEGER),
+        firsts=f"SELECT m.chat_row_id, typeof(m.chat_row_id), MIN(CASE WHEN {plausible_ms('m.timestamp', span)} THEN CAST(m.timestamp AS INTEGER) END) FROM message m NOT INDEXED WHERE {where} GROUP BY 1",
+        unjoined=f"SELECT {why} FROM message m WHERE CAST(m.chat_row_id AS BLOB) IS ? AND {where}",
+        messages=f"""SELECT m.chat_row_id, m._id, m.from_me, CAST(m.timestamp AS INTEGER),
           CASE WHEN m.message_type IN ({SYSTEM_TYPES}) OR m.status = 6 OR {has('message_system')} THEN 2
                WHEN m.message_type = 15 OR {has('message_revoked')} THEN 3
                WHEN m.message_type IN ({MEDIA_TYPES}) OR {has('message_media')} THEN 1
                WHEN m.text_data IS NULL THEN 2 ELSE 0 END,
-          m.text_data, CASE WHEN m.text_data IS NULL THEN {cap} END, m.sender_jid_row_id, {has('message_edit_info')}
-        FROM message m NOT INDEXED WHERE m.chat_row_id IN (SELECT c._id {chats}) ORDER BY m._id""",
+          m.text_data, CASE WHEN m.text_data IS NULL THEN {cap} END, m.sender_jid_row_id, {has('message_edit_info')}, {why}
+        FROM {ORDER} o CROSS JOIN message m ON m.chat_row_id = o.k ORDER BY o.r, 4, m._id""",
         replies=None if 'message_quoted' not in t else """WITH t AS (SELECT chat_row_id c, key_id k, MIN(_id) i FROM message
           WHERE key_id IN (SELECT key_id FROM message_quoted) GROUP BY 1, 2)
         SELECT q.message_row_id, t.i FROM message_quoted q CROSS JOIN message r ON r._id = q.message_row_id
           CROSS JOIN t ON t.c = r.chat_row_id AND t.k = q.key_id AND t.i <> r._id""")
 
-def legacy_queries(con) -> dict[str, str|None]:
+def legacy_queries(con, span:tuple|None=None) -> dict[str, str|None]:
     "The queries that read a legacy (or transitional) msgstore.db, using only the columns it has."
-    t, cols = db_tables(con), db_columns(con, 'messages')
+    t, cols, span = db_tables(con), db_columns(con, 'messages'), span or time_range('whatsapp')
     col = lambda c, default='NULL': f'm.{c}' if c in cols else default
     typ = f"CAST({col('media_wa_type', '0')} AS INTEGER)"
+    text = f'CASE WHEN {typ} IN ({MEDIA_TYPES}) THEN NULL ELSE m.data END'  # a vCard's `data` is the card, not a caption
+    why = row_problem('m._id', 'm.key_from_me', 'm.timestamp', [text, col('media_caption'), col('remote_resource')], span)
+    why = f"CASE WHEN typeof(m.key_remote_jid) <> 'text' THEN 'a chat id of the wrong type' ELSE {why} END"
+    where = "m.key_remote_jid NOT IN ('-1', 'status@broadcast')"
     return dict(
         chats=('SELECT key_remote_jid, key_remote_jid, subject FROM chat_list' if 'chat_list' in t else
                'SELECT j.raw_string, j.raw_string, c.subject FROM chat c JOIN jid j ON j._id = c.jid_row_id' if {'chat', 'jid'} <= t else None),
         jids=None,  # legacy rows carry the sender's jid itself
-        messages=f"""SELECT m.key_remote_jid, m._id, m.key_from_me, CAST(COALESCE(m.timestamp, 0) AS INTEGER),
+        firsts=f"SELECT m.key_remote_jid, typeof(m.key_remote_jid), MIN(CASE WHEN {plausible_ms('m.timestamp', span)} THEN CAST(m.timestamp AS INTEGER) END) FROM messages m NOT INDEXED WHERE {where} GROUP BY 1",
+        unjoined=f"SELECT {why} FROM messages m WHERE CAST(m.key_remote_jid AS BLOB) IS ? AND {where}",
+        messages=f"""SELECT m.key_remote_jid, m._id, m.key_from_me, CAST(m.timestamp AS INTEGER),
           CASE WHEN {col('status')} = 6 OR {typ} IN ({SYSTEM_TYPES}) THEN 2 WHEN {col('edit_version')} = 7 THEN 3
                WHEN {typ} IN ({MEDIA_TYPES}) THEN 1 WHEN m.data IS NULL THEN 2 ELSE 0 END,
-          CASE WHEN {typ} IN ({MEDIA_TYPES}) THEN NULL ELSE m.data END, {col('media_caption')}, {col('remote_resource')}, 0
-        FROM messages m NOT INDEXED WHERE m.key_remote_jid NOT IN ('-1', 'status@broadcast') ORDER BY m._id""",
+          {text}, {col('media_caption')}, {col('remote_resource')}, 0, {why}
+        FROM {ORDER} o CROSS JOIN messages m ON m.key_remote_jid = o.k ORDER BY o.r, 4, m._id""",
         replies=None if not ('quoted_row_id' in cols and 'messages_quotes' in t) else """WITH t AS (SELECT key_remote_jid c,
           key_id k, MIN(_id) i FROM messages WHERE key_id IN (SELECT key_id FROM messages_quotes) GROUP BY 1, 2)
         SELECT m._id, t.i FROM messages m CROSS JOIN messages_quotes q ON q._id = m.quoted_row_id
           CROSS JOIN t ON t.c = m.key_remote_jid AND t.k = q.key_id AND t.i <> m._id""")
 
+def chat_order(con, q:dict, jid_of, skip:Skips) -> dict:
+    "Rank the chats into `ORDER` by their first message with a plausible time (its second, then the jid), keys of no chat first; returns chat key -> jid."
+    first, key_jid, was = {}, {}, con.text_factory
+    con.text_factory = bytes  # chat keys as stored: a text key that is not UTF-8 is counted, never joined
+    try: keys = con.execute(q['firsts']).fetchall()  # one row per chat key
+    finally: con.text_factory = was
+    for key, typ, ms in keys:
+        typ = typ.decode()
+        if typ == 'text':
+            try: key = key.decode('utf-8')
+            except UnicodeDecodeError: typ = 'bad'
+        if typ not in ('integer', 'real', 'text'):  # NULL, a blob, text that is not UTF-8: no chat, and a join would not find the rows
+            for (why,) in con.execute(q['unjoined'], (key,)): skip(None, why or ('text that is not UTF-8' if typ == 'bad' else 'a chat that cannot be told'))
+            continue
+        j = key_jid[key] = jid_of(key)
+        if type(j) is str and j and ms is not None: first[j] = min(first.get(j, ms), ms)
+    rank = {j: r for r, j in enumerate(sorted(first, key=lambda j: (first[j] // 1000, j)))}
+    con.execute(f'CREATE TEMP TABLE IF NOT EXISTS {ORDER.split(".")[1]} (r INTEGER NOT NULL, k NOT NULL, PRIMARY KEY (r, k)) WITHOUT ROWID')
+    con.execute(f'DELETE FROM {ORDER}')
+    con.executemany(f'INSERT INTO {ORDER} VALUES (?, ?)', [(rank.get(j, -1), k) for k, j in key_jid.items()])  # -1: rows only counted
+    return key_jid
+
 # %% ../nbs/00b_whatsapp_db.ipynb #3ac3f40f
 TIMES_OF_DAY = [f'{h:02d}:{m:02d}:{s:02d}Z' for h in range(24) for m in range(60) for s in range(60)]
 
-def sqlite_messages(cur, me:str, names:dict, chats:dict, jids:dict|None, replies:dict, bar=None) -> Iterator[Message]:
-    "Messages from the rows of a `modern_queries`/`legacy_queries` messages query, chat by chat, each in time order."
-    runs = defaultdict(list)  # chat key -> its rows, in _id order
-    while rows := cur.fetchmany():
-        for r in rows: runs[r[0]].append(r)
-        if bar is not None: bar.update(len(rows))
-    one = defaultdict(list)  # jid -> its chat keys: an @lid chat and the phone jid's chat are one chat
-    for key in runs: one[(chats.get(key) or (key, None))[0]].append(key)
-    senders, days, tod = {}, {}, TIMES_OF_DAY
-    for jid, keys in one.items():
-        rows = runs.pop(keys[0]) if len(keys) == 1 else sorted(chain(*(runs.pop(k) for k in keys)), key=itemgetter(1))
-        rows.sort(key=itemgetter(3))  # milliseconds; stable, so the same millisecond keeps the _id order
-        subject = next((chats[k][1] for k in keys if k in chats and chats[k][1]), None)
-        group = jid.endswith('@g.us')
-        chat = (subject or names.get(jid) or phone(jid)) if group else (names.get(jid) or phone(jid))
-        for key, mid, fm, ms, k, text, cap, sref, ed in rows:
-            d, s = divmod(ms // 1000, 86400)
-            day = days.get(d)
-            if day is None: day = days[d] = time.strftime('%Y-%m-%dT', time.gmtime(d * 86400))
+def sqlite_rows(con, sql:str, bar=None) -> Iterator[tuple[bool, list]]:
+    "(careful, rows) of `sql` in batches, text decoded in C; from a text that is not UTF-8 on, the rest read again carefully (BAD_TEXT in its place)."
+    done = 0
+    for careful in (False, True):
+        con.text_factory = utf8_or_bad if careful else str
+        cur, skip = con.execute(sql), done  # the same query gives the same rows in the same order: the ones passed on are skipped
+        cur.arraysize = 5000  # two batches at most are alive at once: bounded by this, not by the history
+        try:
+            while rows := cur.fetchmany():
+                if skip: k = min(skip, len(rows)); skip -= k; rows = rows[k:]
+                if not rows: continue
+                done += len(rows)
+                if bar is not None: bar.update(len(rows))
+                yield careful, rows
+            return
+        except sqlite3.OperationalError as e:
+            if careful or not is_decode_error(e): raise
+
+_UNSEEN = object()
+
+def sqlite_messages(batches, me:str, names:dict, chats:dict, key_jid:dict, jids:dict|None, replies:dict, skip:Skips, unique:bool=True) -> Iterator[Message]:
+    "Messages of the rows of `sqlite_rows`, chat by chat as they come, each in time order; unusable rows are counted in `skip`."
+    legacy = jids is None
+    senders, days, tod, seen, kept = {}, {}, TIMES_OF_DAY, None if unique else set(), 0
+    key, jid, group = _UNSEEN, None, None  # group: None while the rows are of no chat that can be told
+    for careful, rows in batches:
+        for r in rows:
+            k_, mid, fm, ms, k, text, cap, sref, ed, why = r
+            if k_ != key:
+                key = k_
+                if key_jid[key] != jid:  # the next chat (an @lid chat and its phone jid's chat are one)
+                    jid = key_jid[key]
+                    if type(jid) is str and jid:
+                        subject = next((s for c, j in key_jid.items() if j == jid and c in chats and type(s := chats[c][1]) is str and s), None)
+                        group = jid.endswith('@g.us')
+                        chat = (subject if group else None) or names.get(jid) or phone(jid) or jid
+                    else: group = None
+            if why is not None: skip(None if group is None else jid, why); continue
+            if careful and BAD_TEXT in r: skip(None if group is None else jid, 'text that is not UTF-8'); continue
+            if group is None: skip(None, 'a chat that cannot be told'); continue
+            if seen is not None:
+                if mid in seen: skip(jid, 'an id used twice'); continue
+                seen.add(mid)
             if k == 2: sender = None
             else:
                 if fm: sender = me
                 elif group:
-                    sender = senders.get(sref)
-                    if sender is None:
-                        j = jids.get(sref) if jids is not None else sref
-                        sender = senders[sref] = names.get(j) or (phone(j) if j else '(unknown)')
+                    sender = senders.get(sref, _UNSEEN)
+                    if sender is _UNSEEN:
+                        j = jids.get(sref) if not legacy else sref
+                        sender = senders[sref] = '(unknown)' if j is None or j == '' else (names.get(j) or phone(j) or j) if type(j) is str else None
+                    if sender is None: skip(jid, 'a sender of the wrong type'); continue
                 else: sender = chat
                 if k == 3: text = None
-                elif k == 1 and text is None: text = cap
+                elif k == 1 and text is None:
+                    if not is_text(cap): skip(jid, 'a caption of the wrong type'); continue
+                    text = cap
+            d, s = divmod(ms // 1000, 86400)
+            day = days.get(d)
+            if day is None: day = days[d] = time.strftime('%Y-%m-%dT', time.gmtime(d * 86400))
+            kept += 1
             yield Message(jid, chat, group, mid, day + tod[s], sender, fm == 1, KINDS[k], text, ed == 1, replies.get(mid))
+    skip.check(kept)
 
 def read_sqlite(db, opts:ParseOptions, path) -> Iterator[Message]:
-    "Messages of a decrypted msgstore.db `db`; errors name `path`, the file the user passed."
-    names = load_contacts(opts.contacts)
+    "Messages of a decrypted msgstore.db `db`, chat by chat (chats by their first message), each in time order; errors name `path`, the file the user passed."
+    names, skip = load_contacts(opts.contacts), Skips(path, opts)
     try:
-        con = ro_connect(db)
-        try:
+        with open_sqlite(db) as con:
+            con.text_factory = utf8_or_bad  # chats, jids, chat keys, the owner's name: small, read carefully
             schema = msgstore_schema(con)
             if schema is None: raise user_error(path, 'is an SQLite database with no WhatsApp message table', 'pass msgstore.db')
             me = owner_name(con, opts, path)
-            q = (modern_queries if schema == 'modern' else legacy_queries)(con)
+            table = 'message' if schema == 'modern' else 'messages'
+            q = (modern_queries if schema == 'modern' else legacy_queries)(con, time_range('whatsapp'))
             chats = {k: (j, s) for k, j, s in con.execute(q['chats'])} if q['chats'] else {}
             jids = dict(con.execute(q['jids'])) if q['jids'] else None
             replies = dict(con.execute(q['replies'])) if q['replies'] else {}
-            total = con.execute(f"SELECT count(*) FROM {'message' if schema == 'modern' else 'messages'}").fetchone()[0] if opts.progress else None
-            cur = con.execute(q['messages'])
-            cur.arraysize = 20000
+            legacy = jids is None  # a legacy row's chat key is the chat's jid; a modern one's must be in `chats`
+            key_jid = chat_order(con, q, lambda key: (chats.get(key) or ((key, None) if legacy else (None, None)))[0], skip)
+            unique = unique_ids(con, table)
+            total = con.execute(f'SELECT count(*) FROM {table}').fetchone()[0] if opts.progress else None
             with tqdm(total=total, unit=' msg', desc=Path(path).name, disable=not opts.progress, leave=False) as bar:
-                yield from sqlite_messages(cur, me, names, chats, jids, replies, bar if opts.progress else None)
-        finally: con.close()
-    except sqlite3.DatabaseError as e:
-        raise user_error(path, f'is a damaged SQLite database ({e})', 'copy msgstore.db from the phone again') from None
+                yield from sqlite_messages(sqlite_rows(con, q['messages'], bar if opts.progress else None), me, names, chats, key_jid, jids, replies, skip, unique)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # a damaged schema can make even SQLite's message undecodable
+        raise user_error(path, f'is a damaged SQLite database ({db_reason(e)})', 'copy msgstore.db from the phone again') from None
+    except OSError as e: raise user_error(path, f'cannot be read ({e.strerror})', 'check the file and its permissions') from None
 
 # %% ../nbs/00b_whatsapp_db.ipynb #35c85311
 @contextmanager
@@ -208,48 +384,81 @@ def read_msgstore(path, opts:ParseOptions, data=None) -> Iterator[Message]:
         what = f'is an encrypted WhatsApp backup ({crypt[0]})' if crypt else 'is not an SQLite database (an encrypted backup, or a damaged file)'
         raise user_error(path, what, 'decrypt it first or pass --key with the 64-hex-digit key (needs: pip install wa-crypt-tools)')
     with decrypted_copy(path, opts.key) as db: yield from read_sqlite(db, opts, path)
+read_msgstore.ordered = True  # parse.number_chats: chats one after another, by first message then jid, each in time order; replies within the chat
 
 # %% ../nbs/00b_whatsapp_db.ipynb #ac17bfea
 DELETED = 'Message deleted'        # `data` of a message deleted for everyone
 MISSING = 'The media is missing'   # `data` of an attachment exported without its file
+MEDIA_CODES = {int(c) for c in MEDIA_TYPES.split(',')}  # `message_type` of an attachment
+CARDS = {4, 5, 14, 16}  # contact cards and locations: their `data` is the card or the place, not a caption
 
-def _seconds(ts) -> float: return ts / 1000 if ts > 9999999999 else ts
+def json_seconds(ts, span:tuple) -> float|None:
+    "An exporter `timestamp` (seconds, or milliseconds past 9999999999, as the exporter reads it) in seconds, if plausible."
+    return seconds_in(ts, span, 1000 if type(ts) in (int, float) and ts > 9999999999 else 1)
+
+def json_flag(x) -> bool:
+    "Whether `x` can be one of the exporter's true/false fields: a bool, 0 or 1, or absent."
+    return x is None or type(x) is bool or (type(x) is int and x in (0, 1))
+
+def json_problem(v, span:tuple) -> str|None:
+    "Why an exporter message cannot be used (its time, a flag, its text or its sender), or None."
+    if not isinstance(v, dict): return 'a message that is not an object'
+    if json_seconds(v.get('timestamp'), span) is None: return 'a time out of range'
+    if not all(json_flag(v.get(f)) for f in ('from_me', 'media', 'meta', 'sticker')): return 'a flag of the wrong type'
+    if not (is_text(v.get('data')) and is_text(v.get('caption'))): return 'a text of the wrong type'
+    if not is_text(v.get('sender')): return 'a sender of the wrong type'
+    return None
+
+def json_kind(v:dict) -> tuple[str, str|None]:
+    "(kind, text) of an exporter message."
+    d, cap, mt = v.get('data'), v.get('caption'), v.get('message_type')
+    if v.get('media') or v.get('sticker'): return 'media', cap
+    if v.get('meta'):
+        if d == DELETED: return 'deleted', None
+        if isinstance(d, str) and d.startswith('Location shared:'): return 'media', None
+        return 'system', d
+    if type(mt) is int and mt in MEDIA_CODES:  # an attachment whose file was not exported: `data` is its caption
+        if cap is None and mt not in CARDS and d not in (None, MISSING): cap = re.sub(r' ?<br>', '\n', d)
+        return 'media', cap
+    if d is None: return 'system', None
+    return 'text', re.sub(r' ?<br>', '\n', d)
 
 def read_whatsapp_json(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     "Every message of a WhatsApp-Chat-Exporter JSON (the study's appendix A.2)."
     data = load_json(path) if data is None else data
     bad = lambda what: user_error(path, what, 'pass the JSON that WhatsApp-Chat-Exporter wrote, unchanged')
     if not isinstance(data, dict): raise bad('is not a WhatsApp-Chat-Exporter JSON (not an object of chats)')
-    seen = set()
+    skip, span, seen, kept = Skips(path, opts), time_range('whatsapp'), set(), 0
     for jid, c in data.items():
         if jid == 'status@broadcast': continue
         evs = c.get('messages', c.get('events')) if isinstance(c, dict) else None
-        if not isinstance(evs, dict): raise bad(f'chat {jid} has no "messages" object')
-        try: items = sorted(((str(k), v) for k, v in evs.items()), key=lambda kv: _seconds(kv[1]['timestamp']))
-        except (KeyError, TypeError, AttributeError): raise bad(f'a message of chat {jid} has no valid timestamp') from None
-        group = c.get('is_group', jid.endswith('@g.us') or any(v.get('sender') and not v.get('from_me') for _, v in items))
-        chat, ids = c.get('name') or phone(jid), {}
-        for k, v in items:
-            i = int(k) if k.isdigit() else k
+        if not isinstance(evs, dict): raise bad(f'chat {shown(jid)} has no "messages" object')
+        if not is_key(jid) or not jid: skip(None, 'a chat id that cannot be written', len(evs)); continue
+        items = []
+        for k, v in evs.items():
+            if why := json_problem(v, span): skip(jid, why)
+            else: items.append((k, v, json_seconds(v['timestamp'], span)))
+        items.sort(key=itemgetter(2))
+        g = c.get('is_group')
+        group = g if type(g) is bool else jid.endswith('@g.us') or any(v.get('sender') and not v.get('from_me') for _, v, _ in items)
+        name = c.get('name')
+        chat, ids = name if is_text(name) and name else phone(jid) or jid, {}
+        for k, v, _ in items:
+            i = int(k) if k.isascii() and k.isdigit() and len(k) < 19 else k
             ids[k] = i = (jid, k) if i in seen else i
             seen.add(i)
-        by_key = {v['key_id']: ids[k] for k, v in items if v.get('key_id') is not None}
-        for k, v in items:
-            d, fm = v.get('data'), bool(v.get('from_me'))
-            if v.get('media') or v.get('sticker'): kind, text = 'media', v.get('caption')
-            elif v.get('meta'):
-                if d == DELETED: kind, text = 'deleted', None
-                elif isinstance(d, str) and d.startswith('Location shared:'): kind, text = 'media', None
-                else: kind, text = 'system', d
-            elif d is None: kind, text = 'system', None
-            else: kind, text = 'text', re.sub(r' ?<br>', '\n', str(d))
+        by_key = {v['key_id']: ids[k] for k, v, _ in items if is_key(v.get('key_id'))}
+        for k, v, t in items:
+            kind, text = json_kind(v)
+            fm = bool(v.get('from_me'))
             if kind == 'system': sender = None
-            elif fm:
-                sender = require_me(path, opts)
+            elif fm: sender = require_me(path, opts)
             else: sender = v.get('sender') or ('(unknown)' if group else chat)
             r = v.get('reply')
-            reply = None if r is None else by_key.get(r, ids.get(str(r)))
-            yield Message(jid, chat, group, ids[k], iso_utc(_seconds(v['timestamp'])), sender, fm, kind, text, False, reply)
+            reply = by_key.get(r, ids.get(str(r))) if is_key(r) else None
+            kept += 1
+            yield Message(jid, chat, group, ids[k], iso_utc(t), sender, fm, kind, text, False, reply)
+    skip.check(kept)
 
 # %% ../nbs/00b_whatsapp_db.ipynb #196d3dda
 def to_paper_json(msgs:list[Message], events:str='events') -> dict:

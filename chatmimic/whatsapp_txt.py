@@ -4,7 +4,7 @@
 
 # %% ../nbs/00c_whatsapp_txt.ipynb #8225de23
 from __future__ import annotations
-import io, re, zipfile
+import io, os, re, time, zipfile, zlib
 from collections import Counter
 from datetime import datetime
 from itertools import islice
@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tqdm.auto import tqdm
 from .core import UserError, user_error
-from .parse import Message, ParseOptions, iso_utc, format_table, require_me
+from .parse import Message, ParseOptions, iso_utc, format_table, require_me, require_sender
+from .whatsapp_db import Skips, seconds_in, shown, time_range
 
 # %% auto #0
-__all__ = ['PLACEHOLDERS', 'CONTENT_RE', 'SYSTEM_RE', 'EDITED_RE', 'MEANING', 'CHAT_FILE', 'LOOSE_HEADER', 'DATE_ORDERS', 'BIDI',
-           'SENDER_BIDI', 'compile_placeholders', 'decode_export', 'zip_chat', 'read_export', 'chat_names',
-           'header_style', 'header_regex', 'ymd', 'infer_date_order', 'unmark', 'classify', 'split_sender', 'local_ts',
-           'read_whatsapp_txt']
+__all__ = ['PLACEHOLDERS', 'CONTENT_RE', 'SYSTEM_RE', 'EDITED_RE', 'MEANING', 'NOTICE_MAX', 'CHAT_FILE', 'LIMITS', 'LOOSE_HEADER',
+           'DATE_ORDERS', 'BIDI', 'SENDER_BIDI', 'compile_placeholders', 'notice_meaning', 'size_limit',
+           'decode_export', 'zip_chat', 'read_member', 'read_export', 'chat_names', 'header_style', 'header_regex',
+           'ymd', 'infer_date_order', 'unmark', 'classify', 'split_sender', 'local_ts', 'read_whatsapp_txt']
 
 # %% ../nbs/00c_whatsapp_txt.ipynb #627b421b
 PLACEHOLDERS = [  # (language, meaning, pattern, seen)
@@ -81,13 +82,31 @@ def compile_placeholders(rows=PLACEHOLDERS) -> tuple[re.Pattern, re.Pattern, re.
     alt = lambda ms, end: '|'.join(f'(?P<r{i}>{p}){end}' for i, (_, m, p, _) in enumerate(rows) if m in ms)
     media, whole, token = alt(('media',), r'(?=\s|\Z)'), alt(('deleted', 'unknown'), r'\Z'), alt(('system', 'group'), r'\Z')
     content, system = re.compile(f'{media}|{whole}', re.I), re.compile(token, re.I)
-    edited = re.compile(r'\s*(?:%s)\Z' % '|'.join(p for _, m, p, _ in rows if m == 'edited'), re.I)
+    edited = re.compile(r'(?<!\s)\s*(?:%s)\Z' % '|'.join(p for _, m, p, _ in rows if m == 'edited'), re.I)
     return content, system, edited, {f'r{i}': r[1] for i, r in enumerate(rows)}
 
 CONTENT_RE, SYSTEM_RE, EDITED_RE, MEANING = compile_placeholders()
+NOTICE_MAX = 1000  # characters: no system notice is longer
+
+def notice_meaning(text:str) -> str|None:
+    "The meaning ('system' or 'group') of a system notice: one line of at most NOTICE_MAX characters; else None."
+    if len(text) > NOTICE_MAX or '\n' in text: return None
+    m = SYSTEM_RE.match(text)
+    return m and MEANING[m.lastgroup]
 
 # %% ../nbs/00c_whatsapp_txt.ipynb #ab62647f
 CHAT_FILE = re.compile(r'(?:WhatsApp Chat with|Chat WhatsApp con|WhatsApp Chat -) (.+)', re.I)
+LIMITS = {'CHATMIMIC_MAX_MEMBER_MB': 64,             # MB a chat file inside a zip may unpack to
+          'CHATMIMIC_MAX_ZIP_RATIO': 100,            # times its packed size a chat file over 1 MB may unpack to
+          'CHATMIMIC_MAX_LINE_CHARS': 1_000_000}     # characters in one line of a chat
+
+def size_limit(name:str) -> int:
+    "The limit `name` (a key of LIMITS): the environment variable when set to a positive whole number, else the default."
+    v = os.environ.get(name, '').strip()
+    if not v: return LIMITS[name]
+    if not re.fullmatch(r'[0-9]+', v) or int(v) == 0:
+        raise UserError(f'{name}={shown(v)!r} is not a positive whole number; set it to one (the default is {LIMITS[name]}) or unset it.')
+    return int(v)
 
 def decode_export(raw:bytes, path) -> str:
     "The text of an export's bytes: UTF-8 (BOM or not) or UTF-16 with BOM; else a `UserError`."
@@ -106,6 +125,19 @@ def zip_chat(zf:zipfile.ZipFile) -> str|None:
     named = [f for n, f in names.items() if CHAT_FILE.fullmatch(Path(n).stem)]
     return named[0] if named else max(txts, key=lambda i: i.file_size).filename if txts else None
 
+def read_member(zf:zipfile.ZipFile, name:str, path) -> bytes:
+    "The bytes of member `name` of the zip `path`, refused past CHATMIMIC_MAX_MEMBER_MB or CHATMIMIC_MAX_ZIP_RATIO."
+    cap, ratio = size_limit('CHATMIMIC_MAX_MEMBER_MB'), size_limit('CHATMIMIC_MAX_ZIP_RATIO')
+    info, what = zf.getinfo(name), f'its chat file {shown(Path(name).name)} unpacks to'
+    if info.file_size > 2**20 and info.file_size > ratio * max(info.compress_size, 1):
+        raise user_error(path, f'{what} {info.file_size // max(info.compress_size, 1):,} times its packed size, more than the {ratio} times '
+                         'that chat text ever does', f'if the export is genuine, raise the limit, e.g. CHATMIMIC_MAX_ZIP_RATIO={ratio * 10} chatmimic parse ...')
+    with zf.open(info) as f: raw = f.read(cap * 2**20 + 1) if info.file_size <= cap * 2**20 else None
+    if raw is None or len(raw) > cap * 2**20:
+        raise user_error(path, f'{what} more than the {cap} MB allowed for a file inside an archive',
+                         f'if the export is genuine, raise the limit, e.g. CHATMIMIC_MAX_MEMBER_MB={cap * 8} chatmimic parse ...')
+    return raw
+
 def read_export(path) -> str:
     "The chat text of a WhatsApp .txt export or of the .zip holding it."
     path = Path(path)
@@ -117,10 +149,10 @@ def read_export(path) -> str:
             with zipfile.ZipFile(io.BytesIO(raw)) as zf:
                 name = zip_chat(zf)
                 if name is None: raise user_error(path, 'is a zip with no chat .txt in it', 'pass the zip that "Export chat" wrote, or the .txt in it')
-                raw = zf.read(name)
-        except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as e:
-            raise user_error(path, f'is not a readable zip ({e})', 'copy or export it again')
-        if not raw.strip(): raise user_error(path, f'the chat file {name} in the zip is empty', 'export the chat again')
+                raw = read_member(zf, name, path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, zlib.error, EOFError, ValueError, OSError) as e:
+            raise user_error(path, f'is not a readable zip ({shown(str(e))})', 'copy or export it again') from None
+        if not raw.strip(): raise user_error(path, f'the chat file {shown(Path(name).name)} in the zip is empty', 'export the chat again')
     return decode_export(raw, path).replace('\ufeff', '').replace('\r\n', '\n')
 
 def chat_names(path) -> tuple[str, str]:
@@ -189,14 +221,14 @@ def classify(text:str, notice:bool) -> tuple[str, str|None, bool, str|None]:
         if what == 'deleted': return 'deleted', None, False, what
         caption = (first[m.end():] + '\n' + rest).strip() if what == 'media' else ''
         return 'media', caption or None, edited, what
-    if notice and (m := SYSTEM_RE.match(text)): return 'system', text, False, MEANING[m.lastgroup]
+    if notice and (what := notice_meaning(text)): return 'system', text, False, what
     return 'text', text, edited, None
 
 def split_sender(body:str, chat:str) -> tuple[str|None, str, bool]:
     "(sender or None, text, a system notice is possible) of what follows a header."
     first = body.partition('\n')[0]
     i = first.find(': ')
-    if i < 0 or (('"' in first[:i] or '“' in first[:i]) and SYSTEM_RE.match(unmark(first))):
+    if i < 0 or (('"' in first[:i] or '“' in first[:i]) and notice_meaning(unmark(first))):
         return None, body, True  # no sender, or a ': ' inside a quoted group subject
     sender, text = unmark(first[:i], SENDER_BIDI).strip(), body[i + 2:]
     return sender, text, text[:1] == '\u200e' or sender == chat  # iOS marks its notices with U+200E
@@ -211,7 +243,7 @@ def local_ts(tz:ZoneInfo, dt:datetime, prev:float) -> float:
 def read_whatsapp_txt(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     "Messages of one WhatsApp 'Export chat' .txt, or of the .zip holding it."
     path = Path(path)
-    require_me(path, opts)
+    me = require_me(path, opts)
     if opts.date_order not in (None, *DATE_ORDERS): raise user_error(path, f'cannot be read with date order {opts.date_order!r}', 'pass --date-order dmy, mdy or ymd')
     try: tz = ZoneInfo(opts.tz)
     except (ZoneInfoNotFoundError, ValueError): raise UserError(f'--tz {opts.tz!r} is not a time zone; use a name such as Europe/Rome or UTC.')
@@ -222,25 +254,38 @@ def read_whatsapp_txt(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     heads = list(header_regex(style).finditer(text))
     chat_id, chat = chat_names(path)
     order = opts.date_order or infer_date_order(list(dict.fromkeys(m.group(1, 2, 3) for m in heads)), path)
+    span, skip, longest = time_range('whatsapp'), Skips(path, opts), size_limit('CHATMIMIC_MAX_LINE_CHARS')
+    years = range(time.gmtime(span[0]).tm_year, time.gmtime(span[1]).tm_year + 1)
     days, rows, senders, group = {}, [], set(), False
     for k, m in enumerate(tqdm(heads, disable=not opts.progress, unit=' msg', desc=path.name)):
         body = text[m.end():heads[k + 1].start() if k + 1 < len(heads) else len(text)]
-        sender, body, notice = split_sender(body, chat)
-        if sender is None:  # a line without sender is a notice, whatever it says
-            kind, body, edited = 'system', unmark(body).strip(), False
-            what = (s := SYSTEM_RE.match(body)) and MEANING[s.lastgroup]
-        else: kind, body, edited, what = classify(body, notice)
-        if kind == 'system': group = group or what == 'group'
-        else: senders.add(sender)
+        if len(body) > longest and max(map(len, body.split('\n'))) > longest:
+            raise user_error(path, f'the message on line {text.count(chr(10), 0, m.start()) + 1} has a line longer than the '
+                             f'{longest:,} characters allowed', f'if the export is genuine, raise the limit, e.g. '
+                             f'CHATMIMIC_MAX_LINE_CHARS={longest * 10} chatmimic parse ...')
         a, b, c, hh, mi, ss, ap = m.groups()
         day = days.get((a, b, c))
         if day is None: day = days[a, b, c] = ymd((a, b, c), order)
+        if day[0] not in years: skip(chat_id, 'a date out of range'); continue
         h = int(hh) % 12 + (12 if ap in ('p', 'P') else 0) if ap else int(hh)
         try: dt = datetime(*day, h, int(mi), int(ss or 0))
         except ValueError: raise user_error(path, f'has a date or time ({m.group(0).strip()}) that is not valid read as {order}',
                                             'pass the right --date-order (dmy, mdy or ymd)')
+        sender, body, notice = split_sender(body, chat)
+        if sender is None:  # a line without sender is a notice, whatever it says
+            kind, body, edited = 'system', unmark(body).strip(), False
+            what = notice_meaning(body)
+        else: kind, body, edited, what = classify(body, notice)
+        if sender == '': skip(chat_id, 'no sender'); continue  # ': text' right after the time
+        if kind == 'system': group = group or what == 'group'
+        else: senders.add(sender)
         rows.append((dt, sender, kind, body, edited))
-    is_group, prev = group or len(senders) > 2, float('-inf')
+    is_group, prev, msgs = group or len(senders) > 2, float('-inf'), []
     for i, (dt, sender, kind, body, edited) in enumerate(rows):
-        prev = local_ts(tz, dt, prev)
-        yield Message(chat_id, chat, is_group, i, iso_utc(prev), sender, sender == opts.me, kind, body, edited)
+        ts = local_ts(tz, dt, prev)
+        if seconds_in(ts, span) is None: skip(chat_id, 'a date out of range'); continue
+        prev = ts
+        msgs.append(Message(chat_id, chat, is_group, i, iso_utc(ts), sender, sender == me, kind, body, edited))
+    skip.check(len(msgs))
+    require_sender(path, me, senders, 'senders of this chat', 'the chat')
+    yield from msgs

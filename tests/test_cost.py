@@ -1,11 +1,10 @@
-"The cost stage across its edges: the sampler against a fake NVML, clean start and stop, the CLI on a real tiny run, bad input."
+"The cost stage across its edges: the sampler against a fake NVML, clean start and stop, the CLI (flags from the config, -o/--out, key=value) on a real tiny run, bad input."
 import csv, json, sys, threading, time, types
 from pathlib import Path
 import pytest
 from conftest import assert_user_error
 from chatmimic import cost, power as pw
-from chatmimic.cost import PowerSampler  # the contract: the trainers import it from chatmimic.cost
-from chatmimic.power import open_sensor
+from chatmimic.power import PowerSampler, open_sensor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +106,7 @@ def tiny(tmp_path_factory):
     return pw.tiny_run(tmp_path_factory.mktemp('runs')/'tiny', steps=4, eval_every=2, batch=2, block=32, interval=0.2)
 
 def test_cli_prints_the_cost_table_and_writes_the_report(tiny, tmp_path, chatmimic):
-    r = chatmimic('cost', tiny, '-o', tmp_path/'out', '--devices', ROOT/'configs'/'devices.yaml')
+    r = chatmimic('cost', tiny, '-o', tmp_path/'out', '--devices', ROOT/'configs'/'devices.yaml', 'peak_seconds=0.1')
     assert r.returncode == 0, r.stderr
     assert 'MFU' in r.stdout and 'Training cost (local)' in r.stdout
     m = json.loads((tiny/'metrics.json').read_text())
@@ -116,13 +115,35 @@ def test_cli_prints_the_cost_table_and_writes_the_report(tiny, tmp_path, chatmim
     c = out['runs'][0]
     assert c['tokens'] == m['tokens'] == 4 * 2 * 32 and c['mfu'] > 0 and c['peak_source'].startswith('measured here')
     assert c['train_s'] == pytest.approx(m['train_seconds']) and 0 < c['eval_share'] < 1
-    assert {p.name for p in (tmp_path/'out').iterdir()} == {'cost.json', 'cost.md', 'cost.html', 'power.png'}
+    assert {p.name for p in (tmp_path/'out').iterdir()} == {'cost.json', 'metrics.json', 'cost.md', 'cost.html', 'power.png'}
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path/'out').iterdir()} == {0o600}  # private, as everything chatmimic writes
+    assert json.loads((tmp_path/'out'/'metrics.json').read_text())['tiny']['mfu'] == c['mfu']
+
+def test_mfu_counts_the_flops_done(tiny):
+    "The tiny run's model FLOPs by hand: 2 layers of 12 d^2 matrix weights and 12 L d T attention at every token, the tied 512 x 64 output layer at every position (its loop computes all logits)."
+    c = cost.run_cost(tiny, peak_flops=1e12)
+    L, d, V, T, tokens = 2, 64, 512, 32, 4 * 2 * 32
+    assert c['model_flops'] == tokens * (6 * L * 12 * d**2 + 12 * L * d * T) + tokens * 6 * V * d
+    assert c['flops_formula'].startswith('6 N_body + 12 L d T per token, 6 N_out per labelled token')
+
+def test_cli_key_value_overrides(tiny, tmp_path, chatmimic):
+    "Any field as key=value, anywhere on the line, beside the generated flags."
+    r = chatmimic('cost', 'eur_per_kwh=0.5', tiny, f'out={tmp_path/"out"}', 'cloud_speedup=10', '--peak-flops', '1e12')
+    assert r.returncode == 0, r.stderr
+    assert '0.5000' in r.stdout and '10x faster' in r.stdout
+    c = json.loads((tmp_path/'out'/'cost.json').read_text())['runs'][0]
+    assert (c['eur_per_kwh'], c['peak_flops'], c['peak_source']) == (0.5, 1e12, 'given')
 
 def test_cli_bad_run_folder(tmp_path, chatmimic):
-    assert 'is not a folder' in assert_user_error(chatmimic('cost', tmp_path/'nope'), tmp_path/'nope')
+    assert 'is not a folder' in assert_user_error(chatmimic('cost', tmp_path/'nope', '-o', tmp_path/'out'), tmp_path/'nope', tmp_path/'out')
     (tmp_path/'empty').mkdir()
-    assert 'has no metrics.json' in assert_user_error(chatmimic('cost', tmp_path/'empty'), tmp_path/'empty')
+    assert 'has no metrics.json' in assert_user_error(chatmimic('cost', tmp_path/'empty', '-o', tmp_path/'out'), tmp_path/'empty', tmp_path/'out')
+
+def test_cli_bad_value(tiny, tmp_path, chatmimic):
+    r = chatmimic('cost', tiny, '-o', tmp_path/'out', '--eur-per-kwh', '-1')
+    assert r.returncode == 2 and 'eur_per_kwh -1 is not a positive number' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    assert 'no run folder' in chatmimic('cost', '-o', tmp_path/'out').stderr
 
 def test_cli_bad_devices_file(tiny, tmp_path, chatmimic):
     y = tmp_path/'devices.yaml'; y.write_text('devices:\n  x: {peak_flops: {fp32: 7.5e12}}\n')
-    assert 'not a number' in assert_user_error(chatmimic('cost', tiny, '--devices', y), y)
+    assert 'not a number' in assert_user_error(chatmimic('cost', tiny, '--devices', y, '-o', tmp_path/'out'), y, tmp_path/'out')

@@ -83,3 +83,20 @@ def test_cli_all_formats_end_to_end(tmp_path):
         r = run_chatmimic('parse', *args, '--me', OWNER, '-o', out, '-q')
         assert r.returncode == 0, (name, r.stderr)
         check(read_jsonl(out), exp)
+
+def test_synthetic_exports_skip_nothing(tmp_path, truth):
+    "The checks on times, names and ids (issue 14) reject no record of a well-formed export of any format."
+    paths = {'msgstore': [synth.write_msgstore(truth, tmp_path/'m'/'msgstore.db')],
+             'legacy': [synth.write_msgstore(truth, tmp_path/'l'/'msgstore.db', 'legacy')],
+             'txt': [synth_exports.write_whatsapp_txt(truth, k, tmp_path/'txt', tz='Europe/Rome') for k in range(len(truth.chats))],
+             'zip': [synth_exports.write_whatsapp_zip(truth, k, tmp_path/'zip', tz='Europe/Rome') for k in range(len(truth.chats))],
+             'telegram': [synth_exports.write_telegram(truth, tmp_path/'tg'/'result.json')],
+             'messenger': [tmp_path/'fb']}
+    for k in range(len(truth.chats)): synth_exports.write_messenger(truth, k, tmp_path/'fb', per_file=40)
+    from chatmimic.whatsapp_db import to_paper_json
+    (tmp_path/'paper.json').write_text(json.dumps(to_paper_json(synth.expected(truth, 'msgstore', me=OWNER))))
+    paths['whatsapp-json'] = [tmp_path/'paper.json']
+    for fmt, ps in paths.items():
+        opts = ParseOptions(me=OWNER, tz='Europe/Rome')
+        assert parse_inputs(ps, opts), fmt
+        assert not getattr(opts, 'skipped', None), (fmt, opts.skipped)

@@ -82,3 +82,40 @@ def test_ties_keep_the_true_order(tmp_path):
     (d/'message_1.json').write_text(json.dumps({'participants': [{'name': N}, {'name': P}], 'messages': same[2:][::-1]}))
     (d/'message_2.json').write_text(json.dumps({'participants': [{'name': N}, {'name': P}], 'messages': same[:2][::-1]}))
     assert [m.text for m in parse_inputs([d/'message_1.json'], ParseOptions(me=P))] == ['prima', 'seconda', 'terza']
+
+# ---- issue 14: reactions, values checked at the reader --------------------------------------------------------------
+
+def one_file(tmp_path, msgs) -> 'Path':
+    "A thread of one message_1.json holding `msgs` (oldest first), as Facebook writes it."
+    d = tmp_path/'inbox'/'marco_1'
+    d.mkdir(parents=True)
+    (d/'message_1.json').write_text(json.dumps(moji({'participants': [{'name': N}, {'name': P}], 'title': N, 'messages': msgs[::-1]})))
+    return d/'message_1.json'
+
+def test_reactions_are_system_notices(tmp_path):
+    "Instagram writes 'Reacted ❤ to your message ' with a space after it: a notice, not text."
+    p, out = one_file(tmp_path, [{'sender_name': N, 'timestamp_ms': T, 'content': 'Reacted ❤ to your message '},
+                                 {'sender_name': P, 'timestamp_ms': T + 1, 'content': 'Reacted 😂 to your message'},
+                                 {'sender_name': N, 'timestamp_ms': T + 2, 'content': 'Ti è piaciuto?'}]), tmp_path/'out.jsonl'
+    assert parse(p, out, P).returncode == 0
+    assert [m.kind for m in read_jsonl(out)] == ['system', 'system', 'text']
+
+def test_values_of_the_wrong_type_are_skipped(tmp_path):
+    ok = {'sender_name': N, 'timestamp_ms': T, 'content': 'ciao'}
+    bad = [dict(ok, sender_name=[N]), dict(ok, content=7), dict(ok, timestamp_ms=10**16), dict(ok, timestamp_ms=None), 'x']
+    p, out = one_file(tmp_path, [ok, dict(ok, sender_name=P, content='ciao a te')] + bad), tmp_path/'out.jsonl'
+    r = parse(p, out, P)
+    assert r.returncode == 0, r.stderr
+    assert [(m.sender, m.text, m.timestamp) for m in read_jsonl(out)] == [(N, 'ciao', '2019-05-18T21:30:00Z'), (P, 'ciao a te', '2019-05-18T21:30:00Z')]
+    p.write_text(json.dumps({'participants': [{'name': P}], 'messages': bad}))
+    line = assert_user_error(parse(p, out.with_name('none.jsonl'), P), p, out.with_name('none.jsonl'))
+    assert 'none of its 5 messages can be used' in line
+
+def test_deeply_nested_json(tmp_path):
+    "JSON nested as deep as Python's reader allows (900 lists) in a message: read without a RecursionError."
+    deep = json.loads('[' * 900 + '"Niccol\\u00c3\\u00b2"' + ']' * 900)
+    p, out = one_file(tmp_path, [{'sender_name': N, 'timestamp_ms': T, 'content': 'ciao', 'reactions': deep},
+                                 {'sender_name': P, 'timestamp_ms': T + 1, 'content': 'ciao a te'}]), tmp_path/'out.jsonl'
+    r = parse(p, out, P)
+    assert r.returncode == 0, r.stderr[-500:]
+    assert [m.text for m in read_jsonl(out)] == ['ciao', 'ciao a te']

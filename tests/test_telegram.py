@@ -89,3 +89,29 @@ def test_export_folder(tmp_path):
     assert [m.timestamp for m in msgs[2:4]] == ['2019-09-01T08:00:00Z', '2019-09-01T08:00:05Z']  # UTC, not the local `date`
     single = parse_inputs([write(tmp_path/'one.json', CHAT)], ParseOptions(me='Paolo Neri'))
     assert [(m.sender, m.from_me, m.kind, m.text) for m in single] == [(m.sender, m.from_me, m.kind, m.text) for m in msgs[2:]]
+
+# ---- values checked at the reader (issue 14) ----------------------------------------------------------------------
+
+BAD = [msg(11, T + 11, GIULIA, 42), dict(msg(12, T + 12, GIULIA, 'x'), id=[12]), dict(msg(13, T + 13, GIULIA, 'x'), date_unixtime='NaN'),
+       dict(msg(14, T + 14, GIULIA, 'x'), date_unixtime=float('nan')), msg(15, 10**11, GIULIA, 'x'), msg(16, 5, GIULIA, 'x'),
+       msg(17, T + 17, (['Giulia'], 'user5123456789'), 'x'), msg(18, T + 18, GIULIA, ['a', 5])]
+
+def test_values_of_the_wrong_type_are_skipped(tmp_path):
+    "A text that is a number, an id that is a list, a NaN or far-off time, a sender that is a list: skipped, the rest read."
+    p, out = write(tmp_path/'result.json', dict(FULL, chats={'list': [dict(CHAT, messages=CHAT['messages'] + BAD), GROUP]})), tmp_path/'out.jsonl'
+    r = parse(p, out)
+    assert r.returncode == 0, r.stderr
+    msgs = read_jsonl(out)
+    assert len(msgs) == 6 and all(type(m.text) in (str, type(None)) and type(m.sender) in (str, type(None)) for m in msgs)
+    assert all('2019-08-31' <= m.timestamp[:10] <= '2019-09-01' for m in msgs)
+
+def test_a_chat_whose_id_is_a_list(tmp_path):
+    p, out = write(tmp_path/'result.json', dict(FULL, chats={'list': [dict(CHAT, id=[5123456789]), GROUP]})), tmp_path/'out.jsonl'
+    r = parse(p, out)
+    assert r.returncode == 0, r.stderr
+    assert {m.chat for m in read_jsonl(out)} == {'Calcetto'}  # never '[5123456789]' as a chat
+
+def test_nothing_usable_is_one_sentence(tmp_path):
+    p, out = write(tmp_path/'result.json', dict(FULL, chats={'list': [dict(CHAT, messages=BAD)]})), tmp_path/'out.jsonl'
+    line = assert_user_error(parse(p, out), p, out)
+    assert 'none of its 8 messages can be used (4 with a time out of range, 2 with a text of the wrong type, 1 with' in line

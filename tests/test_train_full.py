@@ -1,19 +1,21 @@
-"chatmimic train-full as a user runs it: resume after SIGKILL, the NaN stop, two processes against one, bad input, exact packing."
-import json, os, signal, socket, subprocess, sys, time
+"chatmimic train-full as a user runs it: the study's settings, resume after SIGKILL, the NaN stop, two processes (accelerate launch) against one, bad input, exact packing, the cached demo run."
+import json, os, signal, socket, subprocess, time
 from pathlib import Path
 
 import numpy as np, pytest, torch, datasets
 from safetensors.torch import load_file
 from conftest import CHATMIMIC, run_chatmimic, assert_user_error
 
+from chatmimic.core import UserError, build_config
 from chatmimic.train import (PackedCollator, TrainConfig, NonFiniteLoss, demo_dataset, load_prepared, pack_blocks, pack_dataset,
                              padding_share, read_metrics, train)
 
-TINY = ['--demo-layers', '1', '--demo-embd', '32', '--demo-heads', '2', '--learning-rate', '3e-3', '--log-every', '1', '-q']
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ['model=gpt2-demo', '--demo-layers', '1', '--demo-embd', '32', '--demo-heads', '2', '--learning-rate', '3e-3', '--log-every', '1', '-q']
 
 @pytest.fixture(scope='module')
 def ds():
-    return demo_dataset()
+    return demo_dataset(block_size=256)
 
 def weights(run):
     return load_file(str(Path(run)/'model'/'model.safetensors'))
@@ -21,6 +23,22 @@ def weights(run):
 def max_diff(a, b):
     assert a.keys() == b.keys()
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+# --- the study's settings -------------------------------------------------------------------------------------------
+
+TABLE3_FULL = dict(model='GroNLP/gpt2-small-italian', learning_rate=1e-5, weight_decay=0.01, lr_scheduler='linear', micro_batch=8, grad_accum=8,
+                   epochs=1.0, max_steps=-1, max_grad_norm=1.0, dropout=0.1, block_size=1024, val_examples=0)  # Table 3, copied from the paper
+
+def test_paper_config_and_defaults_are_table3(tmp_path):
+    "`chatmimic train-full --config configs/paper.yaml` and the bare command both resolve to Table 3's full fine-tuning."
+    from chatmimic.cli import stage_parser
+    from chatmimic.core import config_from_args
+    p, _ = stage_parser('train_full')
+    for argv in (['--config', str(ROOT/'configs'/'paper.yaml')], []):
+        c = config_from_args('train_full', p.parse_args([*argv, '--dataset', str(tmp_path), '-o', 'run']), cwd=tmp_path)
+        assert {k: getattr(c, k) for k in TABLE3_FULL} == TABLE3_FULL, argv
+        assert c.eval_every >= 1 and c.out == str(tmp_path/'run')  # Figure 4 gets a curve; -o is the caller's path
+    with pytest.raises(UserError, match='did you mean dropout'): build_config('train_full', overrides=['train_full.dropuot=0.2'])
 
 # --- resume ---------------------------------------------------------------------------------------------------------
 
@@ -78,7 +96,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(ds, tmp_path):
             return out
     dsd, stats, tok = load_prepared(ds)
     m = Boom(GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=1, n_head=2))
-    cfg = TrainConfig(dataset=str(ds), out_dir=str(tmp_path/'nan'), micro_batch=2, grad_accum=2, max_steps=8, save_every=2, eval_every=0,
+    cfg = TrainConfig(dataset=str(ds), out=str(tmp_path/'nan'), micro_batch=2, grad_accum=2, max_steps=8, save_every=2, eval_every=0,
                       log_every=1, learning_rate=1e-3, progress=False)
     with pytest.raises(NonFiniteLoss) as e: train(m, tok, dsd, stats, cfg, dict(kind='full', model='boom', base=None))
     assert 'at step 3' in str(e.value) and 'checkpoint-2' in str(e.value), str(e.value)
@@ -102,8 +120,10 @@ def test_two_processes_match_one(ds, tmp_path):
     one = run_chatmimic(*common, '--micro-batch', '4', '--out', tmp_path/'one')
     assert one.returncode == 0, one.stderr
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    two = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--master-port', str(free_port()),
-                          str(CHATMIMIC), *map(str, common), '--micro-batch', '2', '--out', str(tmp_path/'two')],
+    # the README's command with the shipped DDP config: accelerate's launcher starts torch.distributed's, gloo on a CPU
+    two = subprocess.run([str(CHATMIMIC.with_name('accelerate')), 'launch', '--config_file', str(ROOT/'configs'/'accelerate'/'ddp.yaml'),
+                          '--num_processes', '2', '--main_process_port', str(free_port()), '-m', 'chatmimic.cli',
+                          *map(str, common), '--micro-batch', '2', '-o', str(tmp_path/'two')],
                          capture_output=True, text=True, timeout=600, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = read_metrics(tmp_path/'one'), read_metrics(tmp_path/'two')
@@ -127,7 +147,9 @@ def test_bad_inputs(ds, tmp_path):
     cfg = tmp_path/'missing.yaml'
     assert_user_error(run_chatmimic('train-full', '--dataset', ds, '--out', tmp_path/'o2', '--config', cfg, '-q'), cfg, tmp_path/'o2')
     r = run_chatmimic('train-full', '--dataset', ds, '--out', tmp_path/'o3', '--learning-rate', '5', '-q')
-    assert r.returncode == 2 and 'learning rate 5.0' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 2 and 'learning_rate 5.0' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = run_chatmimic('train-full', '--dataset', ds, '-o', tmp_path/'o5', 'max_stpes=3', '-q')
+    assert r.returncode == 2 and 'did you mean max_steps' in r.stderr and not (tmp_path/'o5').exists(), r.stderr
     r = run_chatmimic('train-full', '--dataset', ds, '--out', tmp_path/'o4', '--model', tmp_path/'nomodel', '-q')
     assert_user_error(r, tmp_path/'nomodel')
 
@@ -173,13 +195,14 @@ def test_packing_exact_gpt2(ds, prefix):
     assert b['labels'][0, 0] == -100 and b['labels'][0, 40] == -100  # each example's first token is never a target
 
 def test_packing_exact_gemma3(ds):
-    "Gemma 3 270M (the QLoRA stand-in) with its sliding-window layers: one mask per kind of layer."
+    "A Gemma 3 (gemma3-tiny: a sliding-window layer and a full-attention one, as Gemma 3 alternates them): one mask per kind of layer."
     from transformers import AutoModelForCausalLM
-    from chatmimic.models import gemma3_270m_path
-    m = AutoModelForCausalLM.from_pretrained(gemma3_270m_path(model=True), attn_implementation='sdpa').eval()
+    from chatmimic.models import model_source
+    m = AutoModelForCausalLM.from_pretrained(model_source('gemma3-tiny'), attn_implementation='sdpa').eval()
+    assert m.config.layer_types == ['sliding_attention', 'full_attention']
     ex = short_examples(ds)  # token ids of the demo BPE (< 2000) are valid Gemma ids too: exactness needs no meaning
-    check_exact(m, ex, 0, 256, prefix=False, window=m.config.sliding_window, rel=True)  # float32 sums over a 640-wide model: ~4e-6 of logits of ~35
-    m.config.sliding_window = 16  # a window shorter than the examples: the sliding mask must matter and still be exact
+    check_exact(m, ex, 0, 256, prefix=False, window=m.config.sliding_window, rel=True)  # its own window (512): longer than the block
+    m.config.sliding_window = 16  # a window shorter than every example: the sliding mask must matter and still be exact
     for l in m.model.layers: l.self_attn.sliding_window = 16 if l.self_attn.sliding_window else None
     check_exact(m, ex, 0, 256, prefix=False, window=16, rel=True)
 
@@ -195,3 +218,18 @@ def test_padding_share(ds):
     share = 1 - L.sum() / (len(bins) * 1024)
     assert share <= 0.05, share
     assert len(bins) * 1024 < 0.6 * len(L) * 1024  # one per row would waste about half
+
+# --- the cached demo run --------------------------------------------------------------------------------------------
+
+def test_cached_demo_run():
+    "The demo run the compare and cost notebooks read: trained once with train_full.DEMO, then reused as it is."
+    from chatmimic.train import cached_demo_run
+    from chatmimic.train_full import DEMO
+    import yaml
+    run = cached_demo_run('train_full')
+    m = json.loads((run/'metrics.json').read_text())
+    assert m['kind'] == 'full' and m['stop'] == 'done' and m['steps'] == DEMO['max_steps'] and m['val_loss'] < m['val_loss_start']
+    ps = yaml.safe_load((run/'params.yaml').read_text())
+    assert {k: ps[k] for k in DEMO} == DEMO
+    t = (run/'metrics.json').stat().st_mtime_ns
+    assert cached_demo_run('train_full') == run and (run/'metrics.json').stat().st_mtime_ns == t  # not trained again

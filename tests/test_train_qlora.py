@@ -1,9 +1,9 @@
-"QLoRA trainer: the study's parameter count, the stop token in the labels, adapters that reload identically, merge, GGUF, resume after SIGKILL."
-import json, os, signal, subprocess, sys, time
+"QLoRA trainer: the study's settings and parameter count, the stop token in the labels, adapters that reload identically, the stop rate, merge, GGUF, resume after SIGKILL."
+import json, os, signal, subprocess, time
 from pathlib import Path
 
-import pytest, torch
-from conftest import run_chatmimic, assert_user_error, CHATMIMIC
+import pytest, torch, yaml
+from conftest import run_chatmimic, CHATMIMIC
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,26 +12,37 @@ ROOT = Path(__file__).resolve().parents[1]
 def gemma_ds():
     "The demo dataset with the Gemma 3 270M tokenizer and its chat template (built once, cached)."
     from chatmimic.train import demo_dataset
-    return demo_dataset(tokenizer='gemma3-270m', template='model', block_size=128)
+    return demo_dataset('qlora', 'gemma3-270m', 'model', block_size=128)
 
 
 @pytest.fixture(scope='module')
-def tiny(tmp_path_factory, gemma_ds):
-    "A tiny random Gemma 3 with the Gemma tokenizer's vocabulary, saved as a plain folder."
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig
-    from chatmimic.train import load_prepared
-    tok = load_prepared(gemma_ds)[2]
-    d = tmp_path_factory.mktemp('tiny')/'gemma3'
-    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                           num_key_value_heads=1, head_dim=32, max_position_embeddings=256, sliding_window=64)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
+def tiny():
+    "gemma3-tiny: a random two-layer Gemma 3 with the Gemma tokenizer's vocabulary, built from a config (chatmimic.models)."
+    from chatmimic.models import model_source
+    return model_source('gemma3-tiny')
+
+
+TABLE3_QLORA = dict(model='google/gemma-2b', learning_rate=1e-4, weight_decay=0.01, lr_scheduler='linear', epochs=1.0, max_steps=-1,
+                    max_grad_norm=1.0, lora_rank=32, lora_alpha=16.0, lora_dropout=0.0, load_in_4bit=True, block_size=1024, val_examples=0,
+                    lora_targets=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])  # Table 3 (rank/alpha: see 03)
+
+
+def test_paper_config_and_defaults_are_table3(tmp_path):
+    "`chatmimic train-qlora --config configs/paper.yaml` and the bare command both resolve to Table 3's QLoRA run; a misspelt key is refused."
+    from chatmimic.cli import stage_parser
+    from chatmimic.core import UserError, build_config, config_from_args
+    p, _ = stage_parser('train_qlora')
+    for argv in (['--config', str(ROOT/'configs'/'paper.yaml')], []):
+        c = config_from_args('train_qlora', p.parse_args([*argv, '--dataset', str(tmp_path), '-o', 'run']), cwd=tmp_path)
+        assert {k: getattr(c, k) for k in TABLE3_QLORA} == TABLE3_QLORA, argv
+        assert c.micro_batch * c.grad_accum == 64 and c.gradient_checkpointing and c.eval_every >= 1, argv  # effective batch 64; fits 8 GB
+    with pytest.raises(UserError, match='did you mean lora_rank'): build_config('train_qlora', overrides=['train_qlora.lora_rnak=16'])
+    r = run_chatmimic('train-qlora', '--dataset', tmp_path, '-o', tmp_path/'o', 'lora_rnak=16', '--dry-run')
+    assert r.returncode == 2 and 'did you mean lora_rank' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 
 def test_dry_run_prints_the_study_count():
-    r = run_chatmimic('train-qlora', '--model', 'google/gemma-2b', '--block-size', '1024', '--dry-run')
+    r = run_chatmimic('train-qlora', '--dry-run')  # the defaults are the study's: google/gemma-2b, rank 32, block 1024
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert '39,223,296 trainable' in out and '2,506,172,416' in out
@@ -55,6 +66,7 @@ def test_unsloth_without_gpu_is_a_user_error(tmp_path):
     if torch.cuda.is_available(): pytest.skip('a GPU is present')
     r = run_chatmimic('train-qlora', '--backend', 'unsloth', '--out', tmp_path/'run', '--max-steps', '1')
     assert r.returncode == 2 and 'needs a CUDA GPU' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path/'run').exists()  # refused before anything is built or written
 
 
 def test_labels_train_end_of_turn(gemma_ds):
@@ -74,21 +86,25 @@ def test_labels_train_end_of_turn(gemma_ds):
 
 
 def test_train_reload_merge(tiny, gemma_ds, tmp_path):
-    "A 4-bit QLoRA run on a tiny Gemma 3: safetensors adapter, identical outputs after reload, merged model close to it."
+    "A 4-bit QLoRA run on a tiny Gemma 3: safetensors adapter, the stop rate measured, identical outputs after reload, merged model close to it."
     from transformers import AutoModelForCausalLM
     import bitsandbytes as bnb
     from chatmimic.train_qlora import QLoRAConfig, run_qlora, load_qlora, merge
     from chatmimic.train import load_prepared
     out = tmp_path/'run'
-    cfg = QLoRAConfig(dataset=str(gemma_ds), out_dir=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=3,
-                      eval_every=0, save_every=0, log_every=1, progress=False, gradient_checkpointing=True, backend='peft', lora_rank=8)
-    model, tok, m = run_qlora(cfg, val_examples=4, quiet=True)
+    cfg = QLoRAConfig(dataset=str(gemma_ds), out=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=3, val_examples=4,
+                      eval_every=0, save_every=0, log_every=1, progress=False, gradient_checkpointing=True, backend='peft', lora_rank=8,
+                      stop_examples=3, max_new_tokens=4)
+    model, tok, m = run_qlora(cfg, quiet=True)
     assert isinstance(model.base_model.model.model.layers[0].self_attn.q_proj.base_layer, bnb.nn.Linear4bit)
     assert m['kind'] == 'qlora' and m['stop'] == 'done' and m['steps'] == 3 and m['val_loss'] < m['val_loss_start']
     assert (out/'model'/'adapter_model.safetensors').exists() and not (out/'model'/'adapter_model.bin').exists()
     info = json.loads((out/'model'/'chatmimic.json').read_text())
     assert info['load_in_4bit'] and info['backend'] == 'peft' and info['backend_reason']
     assert json.loads((out/'plan.json').read_text())['trainable_params'] == m['trainable_params']
+    sr = json.loads((out/'stop_rate.json').read_text())
+    assert sr['base']['n'] == sr['tuned']['n'] == 3 and all(sr[k]['max_new_tokens'] == 4 for k in sr)
+    assert yaml.safe_load((out/'params.yaml').read_text())['validation_examples'] == 4
     x = torch.tensor([load_prepared(gemma_ds)[0]['test'][0]['input_ids']])
     model.eval()
     with torch.no_grad(): ref = model(input_ids=x).logits
@@ -106,14 +122,13 @@ def test_nan_stops_the_run(tiny, gemma_ds, tmp_path):
     "The shared NaN stop also ends a QLoRA run, with one clear error."
     from chatmimic.train import train, load_prepared, NonFiniteLoss
     from chatmimic.train_qlora import QLoRAConfig, load_qlora_model
-    cfg = QLoRAConfig(dataset=str(gemma_ds), out_dir=str(tmp_path/'run'), model=str(tiny), grad_accum=1, max_steps=3, eval_every=0,
-                      save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4)
+    cfg = QLoRAConfig(dataset=str(gemma_ds), out=str(tmp_path/'run'), model=str(tiny), grad_accum=1, max_steps=3, eval_every=0,
+                      save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4, val_examples=2)
     model = load_qlora_model(cfg)
     with torch.no_grad():
         for n, p in model.named_parameters():
             if 'lora_B' in n: p.fill_(float('nan'))
     dsd, stats, tok = load_prepared(gemma_ds)
-    dsd['validation'] = dsd['validation'].select(range(2))
     with pytest.raises(NonFiniteLoss, match='NaN or infinite'): train(model, tok, dsd, stats, cfg, dict(kind='qlora', base=str(tiny), load_in_4bit=True))
     assert json.loads((tmp_path/'run'/'metrics.json').read_text())['stop'] == 'nan'
 
@@ -121,8 +136,8 @@ def test_nan_stops_the_run(tiny, gemma_ds, tmp_path):
 def test_resume_after_sigkill(tiny, gemma_ds, tmp_path):
     "Killed with SIGKILL after a checkpoint, `--resume` continues from it and finishes the same number of steps."
     out = tmp_path/'run'
-    args = ['train-qlora', '--dataset', gemma_ds, '--out', out, '--model', tiny, '--max-steps', '40', '--set', 'grad_accum=1',
-            '--set', 'save_every=2', '--set', 'eval_every=0', '--set', 'gradient_checkpointing=false', '--set', 'lora_rank=4', '-q']
+    args = ['train-qlora', '--dataset', gemma_ds, '--out', out, '--model', tiny, '--max-steps', '40', 'grad_accum=1', 'save_every=2',
+            'eval_every=0', '--no-gradient-checkpointing', 'lora_rank=4', 'val_examples=4', 'stop_examples=0', '-q']
     p = subprocess.Popen([str(CHATMIMIC), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     t0 = time.time()
     while not list((out/'checkpoints').glob('checkpoint-4')) and p.poll() is None and time.time() - t0 < 300: time.sleep(0.2)
@@ -140,20 +155,20 @@ def test_resume_after_sigkill(tiny, gemma_ds, tmp_path):
 
 
 def _converter():
-    d = os.environ.get('LLAMA_CPP_DIR')
-    return d if d and (Path(d)/'convert_hf_to_gguf.py').exists() else None
+    d = os.environ.get('LLAMA_CPP_DIR') or ROOT/'.cache'/'llama.cpp'  # make exports LLAMA_CPP_DIR; `make install` unpacks it there
+    return d if (Path(d)/'convert_hf_to_gguf.py').exists() else None
 
 
-@pytest.mark.skipif(_converter() is None, reason="llama.cpp's convert_hf_to_gguf.py not found (set LLAMA_CPP_DIR)")
 def test_gguf_export_loads_back(tiny, gemma_ds, tmp_path):
     "The merged model exported to GGUF by llama.cpp's converter loads back in transformers with the same logits."
+    assert _converter(), "llama.cpp's convert_hf_to_gguf.py not found: run make install (it unpacks it into .cache/llama.cpp) or set LLAMA_CPP_DIR"
     from transformers import AutoModelForCausalLM
     from chatmimic.train_qlora import QLoRAConfig, run_qlora, merge, export_gguf
     from chatmimic.train import load_prepared
     out = tmp_path/'run'
-    cfg = QLoRAConfig(dataset=str(gemma_ds), out_dir=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=1,
-                      eval_every=0, save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4)
-    run_qlora(cfg, val_examples=2, quiet=True)
+    cfg = QLoRAConfig(dataset=str(gemma_ds), out=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=1, val_examples=2,
+                      eval_every=0, save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4, stop_examples=0)
+    run_qlora(cfg, quiet=True)
     mdir = merge(out)
     g = export_gguf(mdir, outtype='f32', llama_cpp=_converter())
     assert g.exists() and 'FROM ./model-f32.gguf' in g.with_suffix('.Modelfile').read_text()
