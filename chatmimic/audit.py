@@ -361,7 +361,7 @@ TOY_PII = (('phone', 'il mio numero è {}', '+39 347 555 0199'), ('email', 'scri
 def toy_audit_run(path, pseudonymize:str='contacts', n_messages:int=400, steps:int=80, pii_repeats:int=24, canaries:int=4,
                   canary_repeats:int=8, block_size:int=128, seed:int=0) -> Path:
     "A tiny trainer run folder whose owner's replies hold a phone number and an e-mail (`pii_repeats` times each) and planted canaries."
-    from chatmimic.synth import synth_export
+    from chatmimic.synth_exports import synth_export
     from chatmimic.parse import parse_inputs, ParseOptions, write_jsonl
     from chatmimic.prepare import PrepareConfig, messages_table, prepare, save_prepared
     from chatmimic.models import get_tokenizer

@@ -698,7 +698,7 @@ def save_prepared(dsd:datasets.DatasetDict, stats:dict, tok, out, path='messages
 def stage_messages(cfg:PrepareConfig, work) -> tuple[pa.Table, str]:
     "The messages the stage prepares and what to call them in an error: `cfg.messages`, or the synthetic export of `cfg.n_messages`, parsed in `work`."
     if cfg.messages: return read_messages(cfg.messages), cfg.messages
-    from chatmimic.synth import synth_export  # only for the synthetic export
+    from chatmimic.synth_exports import synth_export  # only for the synthetic export
     db, wa = synth_export(Path(work)/'export', cfg.n_messages, cfg.seed, **({'owner': cfg.owner} if cfg.owner else {}))['msgstore']
     return messages_table(parse_inputs([db], ParseOptions(me=cfg.owner or None, contacts=str(wa)))), 'the synthetic export'
 

@@ -15,7 +15,7 @@ OWNER = 'Paolo Neri'
 @pytest.fixture(scope='module')
 def export(tmp_path_factory):
     "The synthetic WhatsApp export, parsed; its messages as written to JSONL; two demo tokenizers trained on it."
-    from chatmimic.synth import synth_export
+    from chatmimic.synth_exports import synth_export
     d = tmp_path_factory.mktemp('export')
     synth_export(d, 3000, 0, owner=OWNER)
     msgs = parse_inputs([d/'msgstore.db'], ParseOptions(me=OWNER, contacts=str(d/'wa.db')))
