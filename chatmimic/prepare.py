@@ -10,7 +10,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from itertools import chain, islice
-from dataclasses import dataclass, asdict, fields
+from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 from .core import UserError, user_error, atomic_path, atomic_write, StageConfig, param, NOT_IN_STUDY
 from .parse import Message, KINDS, format_table, parse_inputs, ParseOptions
 from .models import get_tokenizer
+from .canaries import plant_canaries
 from .pseudonymize import pseudonymize as pseudonymize_table  # the parameter `pseudonymize` would hide it in the notebook
 
 # %% auto #0
@@ -76,6 +77,8 @@ class PrepareConfig(StageConfig):
     seed: int = param(0, 'seed of the split (random, chat), of the examples kept and of a synthetic export', study=NOT_IN_STUDY)
     pseudonymize: str = param('contacts', "off | contacts (phone numbers, e-mails) | names (also other people's names); on by default "
                               "because a model can repeat what it saw (the study: off)", choices=('off', 'contacts', 'names'), study='off')
+    canaries: int = param(0, "random secrets ('my secret code is 0 4 2 9 1 7') planted among the owner's text messages, each once, for compare's "
+                          "canary exposure audit (The Secret Sharer); they become training replies like any other; 0 = none", unit='canaries', study=NOT_IN_STUDY)
     num_proc: int = param(0, 'processes that tokenize a large input; 0 = one per core this process may use, as far as the available memory holds them', study=NOT_IN_STUDY)
     n_messages: int = param(3000, "size of the synthetic export prepared when messages is ''", unit='messages', study=NOT_IN_STUDY)
     vocab_size: int = param(2000, 'vocabulary of the demo-bpe tokenizer', unit='tokens', study=NOT_IN_STUDY)
@@ -97,6 +100,7 @@ class PrepareConfig(StageConfig):
         for k in ('max_examples_full', 'max_examples_qlora'):
             if getattr(self, k) < 0: raise UserError(f'{k} {getattr(self, k)} must be 0 (all) or a number of examples.')
         if self.num_proc < 0: raise UserError(f'num_proc {self.num_proc} must be 0 (from the machine) or a number of processes.')
+        if self.canaries < 0: raise UserError(f'canaries {self.canaries} must be 0 (none) or a number of canaries.')
         if self.n_messages < 1: raise UserError(f'n_messages {self.n_messages} must be at least 1.')
         if not (self.tokenizer_full or self.tokenizer_qlora):
             raise UserError("tokenizer_full and tokenizer_qlora are both ''; name at least one tokenizer.")
@@ -576,15 +580,18 @@ class Selection:
     split: np.ndarray # each reply's split at its first message (0 train, 1 validation, 2 test), -1 elsewhere
     split_info: dict
     seconds: float    # it took to make
+    canaries: list = field(default_factory=list)  # the planted canaries (01d_canaries): text, secret, message ids
 
 def select_messages(msgs, cfg:PrepareConfig, path='messages') -> Selection:
     "The owner, pseudonymized stream and split of replies of `msgs` (messages or their Arrow table)."
     t0, tb = time.perf_counter(), msgs if isinstance(msgs, pa.Table) else messages_table(msgs)
     owner, ps = cfg.owner or find_owner(tb, path), None
+    try: tb, canaries = plant_canaries(tb, owner, cfg.canaries, cfg.seed, min_date=cfg.min_date)  # before the pseudonyms: text like any other
+    except UserError as e: raise UserError(f'{path}: {e}') from None  # too few of the owner's messages to plant them among
     if cfg.pseudonymize != 'off': tb, ps = pseudonymize_table(tb, owner, names=cfg.pseudonymize == 'names')
     st, info = message_stream(tb, owner, cfg.max_gap, path)
     at, split_info = split_replies(st, cfg)
-    return Selection(owner, st, info, dict(ps.count) if ps else {}, at, split_info, time.perf_counter() - t0)
+    return Selection(owner, st, info, dict(ps.count) if ps else {}, at, split_info, time.perf_counter() - t0, canaries)
 
 # %% ../nbs/01_prepare.ipynb #b64d568d
 def prepare(msgs, tok, cfg:PrepareConfig, path='messages', tmp=None, template:str|None=None, max_examples:int=0) -> tuple[datasets.DatasetDict, dict]:
@@ -622,7 +629,7 @@ def prepare(msgs, tok, cfg:PrepareConfig, path='messages', tmp=None, template:st
                          for k, v in parts.items()},
                  split=sel.split_info, leak=dict(split=cfg.split, **leak),
                  length=dict(mean=float(n.mean()) if len(n) else 0.0, median=float(np.median(n)) if len(n) else 0.0, max=int(n.max(initial=0)), block_size=cfg.block_size),
-                 histogram=histogram(n, cfg.block_size), pseudonyms=sel.pseudonyms, owner=sel.owner, template=asdict(tpl),
+                 histogram=histogram(n, cfg.block_size), pseudonyms=sel.pseudonyms, canaries=sel.canaries, owner=sel.owner, template=asdict(tpl),
                  stop_token_id=int(tok.convert_tokens_to_ids(tpl.stop)), pad_token_id=tok.pad_token_id, vocab_size=len(tok),
                  tokenizer=tok.name_or_path, config=cfg.to_dict(),
                  seconds=dict(messages=round(sel.seconds, 2), tokenize=round(t2 - t1, 2), examples=round(time.perf_counter() - t2, 2)))
@@ -726,6 +733,7 @@ def prepare_datasets(msgs, cfg:PrepareConfig, path='messages', out=None, quiet:b
                 print(f"{s['responses']} responses, removed: {', '.join(f'{k} {v}' for k, v in s['removed'].items())}; sample {s['sample']['kept']} "
                       f"of {s['sample']['available']}; leak rate validation {lk['validation']['leak_rate']:.3f}, test {lk['test']['leak_rate']:.3f} ({cfg.split} split)")
                 print(f"{s['examples']} examples, {s['tokens']:,} tokens -> {out/kind}")
+        if sel.canaries and not quiet: print(f"{len(sel.canaries)} canaries planted among {sel.owner}'s messages (stats.json: canaries)")
     return stats
 
 # %% ../nbs/01_prepare.ipynb #187c5d77

@@ -254,3 +254,31 @@ def test_cli_refuses_an_empty_split(export, tmp_path):
 def test_cli_bad_option(export, tmp_path):
     r = prepare_cli(export, tmp_path/'ds', '--val-frac', '0.7', '--test-frac', '0.5')
     assert r.returncode == 2 and 'add up to less than 1' in r.stderr and 'Traceback' not in r.stderr
+
+def test_cli_plants_canaries_in_both_datasets(export, tmp_path):
+    "canaries=2: two secrets among the owner's messages, recorded in both datasets' stats.json with the same message ids, each inside one training reply; the messages file unchanged."
+    d, _ = export
+    before, out = (d/'messages.jsonl').read_bytes(), tmp_path/'prepared'
+    r = prepare_cli(export, out, 'canaries=2', '--split', 'time', 'media=keep', '-q')
+    assert r.returncode == 0 and r.stdout == '', r.stderr
+    planted = {}
+    for kind in ('full', 'qlora'):
+        stats, dsd, tok = json.loads((out/kind/'stats.json').read_text()), datasets.load_from_disk(str(out/kind)), load_tokenizer(str(out/kind/'tokenizer'))
+        planted[kind] = [(c['text'], c['ids']) for c in stats['canaries']]
+        assert len(planted[kind]) == 2 and all(c['text'] == 'my secret code is ' + ' '.join(c['secret']) for c in stats['canaries'])
+        for c in stats['canaries']:
+            replies = [(k, ds[i]) for k, ds in dsd.items() for i, (ids, n) in enumerate(zip(ds['message_ids'], ds['response_messages'])) if set(c['ids']) & set(ids[len(ids) - n:])]
+            assert [k for k, _ in replies] == ['train'], (kind, c)  # the earliest 70% of the owner's messages: training replies under a time split
+            row = replies[0][1]
+            assert c['text'] in tok.decode([t for t in row['labels'] if t != -100])  # what the model is trained to write
+    assert planted['full'] == planted['qlora']  # one selection for both tokenizers
+    assert (d/'messages.jsonl').read_bytes() == before
+    r = prepare_cli(export, tmp_path/'off', '-q')
+    assert r.returncode == 0 and json.loads((tmp_path/'off'/'full'/'stats.json').read_text())['canaries'] == []  # off by default
+
+def test_cli_too_many_canaries(export, tmp_path):
+    out = tmp_path/'ds'
+    line = assert_user_error(prepare_cli(export, out, 'canaries=100000'), 'messages.jsonl', out)
+    assert 'plant fewer canaries' in line
+    r = prepare_cli(export, out, 'canaries=-1')
+    assert r.returncode == 2 and 'canaries -1 must be 0' in r.stderr and r.stderr.count('\n') == 1, r.stderr
