@@ -51,27 +51,32 @@ def memory_estimate(config, counts:dict, block_size:int=1024, micro_batch:int=1,
 # %% ../nbs/03a_qlora_plan.ipynb #159b211a
 BACKENDS = ('auto', 'unsloth', 'peft')
 
-def select_backend(backend:str='auto', load_in_4bit:bool=True) -> tuple[str, str]:
-    "The backend that will train ('unsloth' or 'peft') and why; an impossible request is a `UserError`."
+def select_backend(backend:str='auto', load_in_4bit:bool=True, pack:bool=False, mask:str='causal') -> tuple[str, str]:
+    "The backend that will train ('unsloth' or 'peft') and why, for a run that packs (`pack`) with `mask`; an impossible request is a `UserError`."
     if backend not in BACKENDS: raise UserError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}.")
     gpu = torch.cuda.is_available()
     where = f'CUDA GPU {torch.cuda.get_device_name(0)}' if gpu else 'no CUDA GPU'
     if backend == 'peft': return 'peft', f'asked for peft ({where})'
     has_unsloth = gpu and importlib.util.find_spec('unsloth') is not None
+    masks = ' and '.join(w for w, on in (('packing', pack), ('the prefix mask', mask == 'prefix')) if on)
     if backend == 'unsloth':
         if not gpu: raise UserError('backend unsloth needs a CUDA GPU and none is visible; use --backend peft (it runs on CPU too).')
         if not has_unsloth: raise UserError('backend unsloth is not installed; run `pip install -r requirements-unsloth.txt` or use --backend peft.')
+        if masks: raise UserError(f'backend unsloth takes no custom attention mask, so {masks} would let examples or the reply see what they must not; '
+                                  'set pack false (and prepare with mask causal), or use --backend peft.')
         return 'unsloth', f'asked for unsloth ({where})'
+    if has_unsloth and masks: return 'peft', f'{where} and unsloth installed, but unsloth takes no custom attention mask and this run needs one for {masks}'
     if has_unsloth: return 'unsloth', f'{where} and unsloth installed'
     return 'peft', (f'{where} but unsloth not installed (pip install -r requirements-unsloth.txt)' if gpu else
                     f'{where}: unsloth needs one; transformers + peft + bitsandbytes ' + ('4-bit' if load_in_4bit else '16-bit') + ' instead')
 
 # %% ../nbs/03a_qlora_plan.ipynb #ca2cff2b
-def qlora_plan(cfg, gpu_gib:float=8.0) -> dict:
-    "Model, backend, quantization, LoRA targets, parameter counts and memory estimates of the QLoRA run `cfg` (a `train_qlora.QLoRAConfig`), from the architecture only."
-    be, why = select_backend(cfg.backend, cfg.load_in_4bit)
+def qlora_plan(cfg, gpu_gib:float=8.0, n_tokens:int|None=None) -> dict:
+    "Model, backend, quantization, LoRA targets, parameter counts and memory estimates of the QLoRA run `cfg` (a `train_qlora.QLoRAConfig`), from the architecture only; `n_tokens` trainable embedding rows (default: the terminator's with `train_tokens`)."
+    be, why = select_backend(cfg.backend, cfg.load_in_4bit, cfg.pack)
     model, mb, gc, block = cfg.model, cfg.micro_batch, cfg.gradient_checkpointing, cfg.block_size
     n = count_params(model, cfg.lora_rank, cfg.lora_targets)
+    if n_tokens is None: n_tokens = int(bool(getattr(cfg, 'train_tokens', False)))
     q = lambda mb, gc: memory_estimate(model, n, block, mb, 'qlora', gc, cfg.load_in_4bit)
     est = {'qlora': q(mb, gc), ('qlora_no_gc' if gc else 'qlora_gc'): q(mb, not gc)}
     if mb != 1: est['qlora_mb1'] = q(1, True)
@@ -81,7 +86,7 @@ def qlora_plan(cfg, gpu_gib:float=8.0) -> dict:
     return dict(model=str(model), backend=be, backend_reason=why,
                 quantization='4-bit NF4, double quantization (bitsandbytes)' if cfg.load_in_4bit else 'none (16-bit LoRA)',
                 lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_targets=list(cfg.lora_targets), n_params=n['base'],
-                trainable_params=n['trainable'], memory=est, gpu_gib=gpu_gib, fits={k: fit(e) for k, e in est.items()},
+                trainable_params=n['trainable'], trainable_tokens=n_tokens, token_params=n_tokens * model_config(model).hidden_size, memory=est, gpu_gib=gpu_gib, fits={k: fit(e) for k, e in est.items()},
                 max_micro_batch=max_mb)
 
 def format_plan(plan:dict) -> str:
@@ -90,7 +95,8 @@ def format_plan(plan:dict) -> str:
     lines = [f"model            {plan['model']}", f"backend          {plan['backend']} ({plan['backend_reason']})",
              f"quantization     {plan['quantization']}",
              f"LoRA             rank {plan['lora_rank']}, alpha {plan['lora_alpha']} on {', '.join(plan['lora_targets'])}",
-             f"parameters       {plan['n_params']:,} in the base model, {plan['trainable_params']:,} trainable ({plan['trainable_params'] / 1e6:.0f}M)",
+             f"parameters       {plan['n_params']:,} in the base model, {plan['trainable_params']:,} trainable ({plan['trainable_params'] / 1e6:.0f}M)"
+             + (f" + {plan['token_params']:,} in {plan['trainable_tokens']} embedding row{'s' if plan['trainable_tokens'] > 1 else ''} (the terminator{' and added tokens' if plan['trainable_tokens'] > 1 else ''})" if plan.get('trainable_tokens') else ''),
              f"memory estimate  block {q['block_size']}, against a {plan['gpu_gib']:g} GiB card:"]
     gc = lambda e: 'gradient checkpointing' if e['gradient_checkpointing'] else 'no gradient checkpointing'
     names = dict(qlora='this run', qlora_gc='this run', qlora_no_gc='this run', qlora_mb1='QLoRA', full='full fine-tuning')

@@ -4,16 +4,18 @@
 
 # %% ../nbs/01c_train.ipynb #d0da1f02
 from __future__ import annotations
-import argparse, bisect, contextlib, importlib, json, os, shutil, tempfile, time
+import argparse, bisect, contextlib, importlib, json, os, re, shutil, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
 
 import logging
 logging.getLogger('bitsandbytes.backends.cpu.ops').setLevel(logging.ERROR)  # imported by the Trainer via peft: an optional CPU kernel's absence, on stderr
-import numpy as np, torch, yaml, datasets
+import numpy as np, torch, yaml
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: import datasets  # imported where it is used: the GPU check runs where datasets is not installed
 from filelock import FileLock
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StoppingCriteria, StoppingCriteriaList, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -21,10 +23,11 @@ from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_I
 from .models import cache_dir, model_source, count_params
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'RUN_FILES', 'DTYPES', 'TrainConfig', 'demo_dataset', 'load_prepared',
-           'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'NonFiniteLoss', 'prepare_run_dir',
-           'read_metrics', 'plot_losses', 'device_name', 'resolve_precision', 'train', 'bnb_config', 'load_base',
-           'load_trained', 'cached_demo_run']
+__all__ = ['PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'EXACT_MASKS', 'RUN_FILES', 'DTYPES', 'TrainConfig', 'demo_dataset',
+           'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'needs_masks',
+           'attention_guard', 'packing_error', 'NonFiniteLoss', 'prepare_run_dir', 'read_metrics', 'plot_losses',
+           'device_name', 'resolve_precision', 'train', 'bnb_config', 'fit_embeddings', 'load_base', 'load_trained',
+           'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'cached_demo_run']
 
 # %% ../nbs/01c_train.ipynb #be981ef4
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
@@ -103,6 +106,7 @@ def load_prepared(path) -> tuple[datasets.DatasetDict, dict, object]:
     if not (p/'stats.json').is_file() or not (p/'dataset_dict.json').is_file() or not (p/'tokenizer').is_dir():
         raise user_error(p, 'is not a dataset written by chatmimic prepare (no stats.json, dataset_dict.json or tokenizer/)',
                          'pass the folder given to chatmimic prepare -o')
+    import datasets
     try: stats = json.loads((p/'stats.json').read_text())
     except ValueError: raise user_error(p/'stats.json', 'is not valid JSON', 'prepare the dataset again')
     dsd = datasets.load_from_disk(str(p))
@@ -126,6 +130,7 @@ def pack_blocks(lengths, block:int) -> list[list[int]]:
 
 def pack_dataset(ds:datasets.Dataset, block:int, pack:bool=True) -> datasets.Dataset:
     "Rows of whole examples (input_ids, labels concatenated; each example's `lengths` and `prompt_lens`)."
+    import datasets
     L, P = np.asarray(ds['length']), np.asarray(ds['prompt_len'])
     bins = pack_blocks(L, block) if pack else [[i] for i in range(len(ds))]
     col = lambda c: ds.data.column(c).combine_chunks()
@@ -145,9 +150,9 @@ def padding_share(packed:datasets.Dataset, block:int) -> float:
 
 # %% ../nbs/01c_train.ipynb #07cbb0a0
 class PackedCollator:
-    "Pad rows of packed examples; position ids restart at each example; a (batch, 1, T, T) boolean mask keeps attention inside it."
-    def __init__(self, pad_id:int, block:int|None=None, prefix:bool=False, window:int|None=None):
-        self.pad_id, self.block, self.prefix, self.window = pad_id, block, prefix, window  # block None: pad to the longest row
+    "Pad rows of packed examples; position ids restart at each example; a (batch, 1, T, T) boolean mask keeps attention inside it (`masks` False: one causal example per row, a padding mask)."
+    def __init__(self, pad_id:int, block:int|None=None, prefix:bool=False, window:int|None=None, masks:bool=True):
+        self.pad_id, self.block, self.prefix, self.window, self.masks = pad_id, block, prefix, window, masks  # block None: pad to the longest row
     def __call__(self, rows:list[dict]) -> dict:
         T = self.block or max(len(r['input_ids']) for r in rows)
         B = len(rows)
@@ -161,16 +166,59 @@ class PackedCollator:
             starts = torch.cumsum(L, 0) - L
             pos[b, :n] = torch.arange(n) - torch.repeat_interleave(starts, L)
             plen[b, :n] = torch.repeat_interleave(torch.as_tensor(r['prompt_lens']), L)
+        n_tok = int((seg >= 0).sum())
+        out = dict(input_ids=ids, labels=lab, position_ids=pos, n_tokens=torch.tensor(n_tok), n_slots=torch.tensor(B * T))
+        if not self.masks:  # right padding after one causal example: what every attention implementation reads
+            if self.prefix or (seg > 0).any(): raise ValueError('a padding mask holds one causal example per row')
+            out['attention_mask'] = (seg >= 0).long()
+            return out
         q, k = torch.arange(T).view(T, 1), torch.arange(T).view(1, T)
         allow = (k <= q).expand(B, T, T)
         if self.prefix: allow = allow | ((pos[:, :, None] < plen[:, :, None]) & (pos[:, None, :] < plen[:, :, None]))
         mask = ((seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0) & allow) | torch.eye(T, dtype=torch.bool)
-        n_tok = int((seg >= 0).sum())
-        out = dict(input_ids=ids, labels=lab, position_ids=pos, n_tokens=torch.tensor(n_tok), n_slots=torch.tensor(B * T))
         if self.window:  # models with sliding-window layers (Gemma 3) take one mask per kind of layer
             out['attention_mask'] = {'full_attention': mask[:, None], 'sliding_attention': (mask & (q - k < self.window))[:, None]}
         else: out['attention_mask'] = mask[:, None]
         return out
+
+# %% ../nbs/01c_train.ipynb #4ed5bf57
+EXACT_MASKS = ('sdpa',)  # attention implementations that honour a boolean (batch, 1, T, T) mask exactly (measured below)
+
+def needs_masks(pack:bool, mask:str='causal') -> bool:
+    "Whether a run needs the boolean 4D masks: several examples in a row, or the prefix mask."
+    return bool(pack) or mask == 'prefix'
+
+def attention_guard(model, pack:bool, mask:str='causal', backend:str='peft'):
+    "Refuse (`UserError`, one sentence) a run whose boolean masks `model` would not honour exactly."
+    if not needs_masks(pack, mask): return
+    what = ' and '.join(w for w, on in (('packing (pack true)', pack), ("the prefix mask (the dataset's mask prefix)", mask == 'prefix')) if on)
+    fix = 'set pack false' + (' and prepare the dataset with mask causal' if mask == 'prefix' else '')
+    if backend == 'unsloth':
+        raise UserError(f'backend unsloth takes no custom attention mask, so {what} would let examples or the reply see what they must not; {fix}, or use backend peft.')
+    impl = getattr(getattr(model, 'config', None), '_attn_implementation', None)
+    if impl not in EXACT_MASKS:
+        raise UserError(f"attention implementation {impl!r} does not honour the boolean masks of {what} (only {', '.join(EXACT_MASKS)} does); "
+                        f"load the model with attn_implementation='sdpa', or {fix}.")
+
+@torch.no_grad()
+def packing_error(model, examples:list[list[int]], prompt_lens:list[int]|None=None, pad_id:int=0, prefix:bool=False) -> dict:
+    "Largest |logit difference| between `examples` packed in one padded row and each run alone, and the largest |logit|: 0 up to rounding where the masks hold."
+    L = [len(e) for e in examples]
+    P = list(prompt_lens) if prompt_lens is not None else [1] * len(L)
+    c = model.config
+    window = getattr(c, 'sliding_window', None) if 'sliding_attention' in (getattr(c, 'layer_types', None) or ()) else None
+    dev = model.get_input_embeddings().weight.device
+    to = lambda m: {k: v.to(dev) for k, v in m.items()} if isinstance(m, dict) else m.to(dev)
+    flat = [t for e in examples for t in e]
+    b = PackedCollator(pad_id, len(flat) + 3, prefix, window)([dict(input_ids=flat, labels=flat, lengths=L, prompt_lens=P)])  # 3 padding positions
+    packed = model(input_ids=b['input_ids'].to(dev), attention_mask=to(b['attention_mask']), position_ids=b['position_ids'].to(dev)).logits[0].float()
+    err, scale, s = 0.0, 0.0, 0
+    for e, n, p in zip(examples, L, P):
+        x = torch.tensor([e], device=dev)
+        att = to(PackedCollator(pad_id, None, True, window)([dict(input_ids=e, labels=e, lengths=[n], prompt_lens=[p])])['attention_mask']) if prefix else torch.ones_like(x)
+        alone = model(input_ids=x, attention_mask=att).logits[0].float()
+        err, scale, s = max(err, (packed[s:s + n] - alone).abs().max().item()), max(scale, alone.abs().max().item()), s + n
+    return dict(max_abs_diff=err, max_abs_logit=scale, examples=len(L), tokens=len(flat))
 
 # %% ../nbs/01c_train.ipynb #f0d1854c
 class NonFiniteLoss(UserError):
@@ -371,16 +419,18 @@ def _save_yaml(obj, path):
 def train(model, tok, dsd, stats:dict, cfg:TrainConfig, info:dict, params:dict|None=None) -> dict:
     "Train `model` on the prepared `dsd` with `cfg`; writes the run folder `cfg.out` and returns the final metrics."
     out, t0 = Path(cfg.out), time.perf_counter()
+    block, mask = int(stats['config']['block_size']), stats['config'].get('mask', 'causal')
+    attention_guard(model, cfg.pack, mask, info.get('backend', 'peft'))  # before anything is written
     last = prepare_run_dir(out, cfg.resume)
     precision = resolve_precision(cfg.precision)
-    block, mask = int(stats['config']['block_size']), stats['config'].get('mask', 'causal')
     val = dsd['validation'].select(range(min(cfg.val_examples, len(dsd['validation'])))) if cfg.val_examples else dsd['validation']
     tr_set, va_set = pack_dataset(dsd['train'], block, cfg.pack), pack_dataset(val, block, cfg.pack)
     share = padding_share(tr_set, block) if cfg.pack else None
     mc = getattr(model, 'config', None)
     window = getattr(mc, 'sliding_window', None) if 'sliding_attention' in (getattr(mc, 'layer_types', None) or ()) else None
-    collator = PackedCollator(tok.pad_token_id, block if cfg.pack else None, mask == 'prefix', window)
+    collator = PackedCollator(tok.pad_token_id, block if cfg.pack else None, mask == 'prefix', window, needs_masks(cfg.pack, mask))
     if _is_main(): _save_yaml({**cfg.to_dict(), **(params or {}), 'precision_used': precision, 'block_size': block, 'mask': mask,
+                               'attention': getattr(getattr(model, 'config', None), '_attn_implementation', None),
                                'dataset_examples': {k: len(v) for k, v in dsd.items()}, 'validation_examples': len(val)}, out/'params.yaml')
     args = TrainingArguments(
         output_dir=str(out/'checkpoints'), per_device_train_batch_size=cfg.micro_batch, per_device_eval_batch_size=cfg.micro_batch,
@@ -446,6 +496,7 @@ def _save_model(trainer, tok, out:Path, info:dict, stats:dict, block:int):
     if trainer.args.should_save:
         tok.save_pretrained(stage)
         meta = dict(kind=info.get('kind'), base=info.get('base'), dataset=info.get('dataset'), template=stats.get('template'),
+                    mask=stats['config'].get('mask', 'causal'), owner=stats.get('owner') or stats['config'].get('owner'),
                     load_in_4bit=bool(info.get('load_in_4bit', False)), block_size=block,
                     **{k: v for k, v in info.items() if k not in ('kind', 'base', 'dataset', 'load_in_4bit')})
         with atomic_write(stage/'chatmimic.json') as f: json.dump(meta, f, indent=1)
@@ -462,9 +513,18 @@ def bnb_config(precision:str='fp32'):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=DTYPES[precision])
 
+def fit_embeddings(model, tok, seed:int=0) -> list[int]:
+    "Grow the embeddings (and a tied output layer) to the tokenizer when the template added tokens; returns the new rows' ids."
+    n = model.get_input_embeddings().weight.shape[0]
+    if len(tok) <= n: return []
+    with torch.random.fork_rng(devices=[]):  # the new rows are drawn around the old ones' mean (transformers' mean_resizing): the same every time
+        torch.manual_seed(seed)
+        model.resize_token_embeddings(len(tok))
+    return list(range(n, len(tok)))
+
 def load_base(model:str, load_in_4bit:bool=False, precision:str='fp32'):
     "The base model by name or folder, 4-bit NF4 with `load_in_4bit`, on this process's GPU if there is one; failure is a `UserError`."
-    kw = dict(dtype=DTYPES[precision], device_map={'': int(os.environ.get('LOCAL_RANK', 0))} if torch.cuda.is_available() else 'cpu')
+    kw = dict(dtype=DTYPES[precision], attn_implementation='sdpa', device_map={'': int(os.environ.get('LOCAL_RANK', 0))} if torch.cuda.is_available() else 'cpu')
     if load_in_4bit: kw['quantization_config'] = bnb_config(precision)
     try: m = AutoModelForCausalLM.from_pretrained(model_source(model), **kw)
     except (OSError, ValueError) as e:
@@ -486,11 +546,80 @@ def load_trained(run, which:str='model'):
     adapter = (out/'model'/'adapter_config.json').exists()
     if which == 'base':
         model = AutoModelForCausalLM.from_pretrained(out/'base') if (out/'base'/'config.json').exists() else load_base(info['base'], info.get('load_in_4bit', False), info.get('precision', 'fp32'))
+        fit_embeddings(model, tok)  # the template's added tokens: the rows the run started from
     elif adapter:
         from peft import PeftModel
-        model = PeftModel.from_pretrained(load_base(info['base'], info.get('load_in_4bit', False), info.get('precision', 'fp32')), out/'model')
+        base = load_base(info['base'], info.get('load_in_4bit', False), info.get('precision', 'fp32'))
+        fit_embeddings(base, tok)  # the adapter holds the trained values of these rows
+        model = PeftModel.from_pretrained(base, out/'model')
     else: model = AutoModelForCausalLM.from_pretrained(out/'model')
     return model.eval(), tok, info
+
+# %% ../nbs/01c_train.ipynb #dee6da0d
+def mask_for(which:str, info:dict, stats:dict|None=None) -> str:
+    "The attention mask a run's model is scored and generated with: its training mask for the fine-tuned model, causal for a base."
+    if which == 'base': return 'causal'
+    return info.get('mask') or ((stats or {}).get('config') or {}).get('mask') or 'causal'
+
+def next_turn(tpl, me:str):
+    "A regular expression that finds where another speaker's turn begins in generated text, for template `tpl` (a `Template` or its dict) and owner `me`."
+    t = tpl if isinstance(tpl, dict) else vars(tpl)
+    if t['open']:  # the template opens every turn (chatml): any new turn ends the reply
+        pre = t['open'].split('{sender}')[0]
+        return re.compile(re.escape(pre)) if pre else None
+    a, b = t['head'].split('{sender}')
+    return re.compile(re.escape(t['sep']) + '(?!' + re.escape(t['head'].format(sender=me)) + ')' + re.escape(a) + r'[^\n:]{1,64}' + re.escape(b))
+
+class TurnStop(StoppingCriteria):
+    "Stop a row of a batch once the text it generated after position `start` shows another speaker's turn beginning."
+    def __init__(self, tok, pattern, start:int): self.tok, self.pattern, self.start = tok, pattern, start
+    def __call__(self, input_ids, scores, **kw) -> torch.Tensor:
+        return torch.tensor([bool(self.pattern.search(self.tok.decode(r[self.start:], skip_special_tokens=False))) for r in input_ids.tolist()],
+                            dtype=torch.bool, device=input_ids.device)
+
+def _prefill_mask(att, P, window=None):
+    "Prefix masks of a left-padded batch (`att` its padding mask, `P` each row's prompt length): the prompt both ways, the rest causal."
+    B, T = att.shape
+    a = (att == 0).sum(1).view(B, 1, 1)
+    end = a + torch.as_tensor(P, device=att.device).view(B, 1, 1)
+    q, k = torch.arange(T, device=att.device).view(1, T, 1), torch.arange(T, device=att.device).view(1, 1, T)
+    m = ((k >= a) & ((k <= q) | ((q < end) & (k < end)))) | (q == k)
+    m = m[:, None]
+    return {'full_attention': m, 'sliding_attention': m & (q - k < window)[:, None]} if window else m
+
+@torch.no_grad()
+def generate_ids(model, tok, prompts:list[list[int]], stop_id:int, max_new_tokens:int, mask:str='causal', prompt_lens:list[int]|None=None,
+                 turn=None, temperature:float=0.0, top_p:float=1.0, seed:int=0, streamer=None) -> list[dict]:
+    "Continue each prompt (one left-padded batch) until `stop_id`, the next turn (`turn`) or `max_new_tokens`: per prompt its new ids (terminator and next turn cut off) and what stopped it."
+    dev, pad = model.get_input_embeddings().weight.device, tok.pad_token_id if tok.pad_token_id is not None else stop_id
+    T = max(map(len, prompts))
+    x = torch.tensor([[pad] * (T - len(p)) + list(p) for p in prompts], device=dev)
+    att = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts], device=dev)
+    kw = {}
+    if mask == 'prefix':  # the prompt read both ways into the cache; its last token (the reply's) and what follows, causally
+        if prompt_lens is None or any(P >= len(p) for P, p in zip(prompt_lens, prompts)): raise ValueError('the prefix mask needs a reply token after each prompt')
+        c = model.config
+        window = getattr(c, 'sliding_window', None) if 'sliding_attention' in (getattr(c, 'layer_types', None) or ()) else None
+        kw['cache'] = DynamicCache(config=c)
+        model(input_ids=x[:, :-1], attention_mask=_prefill_mask(att[:, :-1], prompt_lens, window), position_ids=(att.cumsum(1) - 1).clamp(min=0)[:, :-1],
+              cache=kw['cache'], use_cache=True)
+    elif mask != 'causal': raise ValueError(f'mask {mask!r}')
+    sample = temperature > 0
+    torch.manual_seed(seed)
+    out = model.generate(input_ids=x, attention_mask=att, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature if sample else None,
+                         top_p=top_p if sample else None, top_k=0 if sample else None, use_cache=True, eos_token_id=stop_id, pad_token_id=pad,
+                         stopping_criteria=StoppingCriteriaList([TurnStop(tok, turn, T)]) if turn is not None else None, streamer=streamer, **kw)
+    res = []
+    for new in out[:, T:].tolist():
+        how = None
+        if stop_id in new: new, how = new[:new.index(stop_id)], 'terminator'
+        m = turn.search(tok.decode(new, skip_special_tokens=False)) if turn is not None else None
+        if m:  # the tokens before the next turn's first character
+            j = len(new)
+            while j and len(tok.decode(new[:j], skip_special_tokens=False)) > m.start(): j -= 1
+            new, how = new[:j], 'header'
+        res.append(dict(ids=new, stop=how))
+    return res
 
 # %% ../nbs/01c_train.ipynb #c7d3e002
 def _same_run(path:Path, cfg) -> bool:
