@@ -48,7 +48,8 @@ def inflate(db, target_mb, fmt='msgstore'):
 
 def build(d:Path, db:Path, wa:Path, a):
     "The synthetic database of `a.messages` with `a.text_mb` MB of text, made once."
-    from chatmimic.synth import make_truth, synth_export
+    from chatmimic.synth import make_truth
+    from chatmimic.synth_exports import synth_export
     from chatmimic.synth_exports import write_chatstorage, write_contactsv2
     t = time.perf_counter()
     if a.format == 'msgstore': synth_export(d, n_messages=a.messages, seed=0)

@@ -23,7 +23,7 @@ def corpus(d:Path, n:int, owner:str) -> Path:
     "The synthetic export of `n` messages parsed to JSONL, made once."
     out = d/'messages.jsonl'
     if out.exists() and not os.environ.get('REGEN'): return out
-    from chatmimic.synth import synth_export
+    from chatmimic.synth_exports import synth_export
     t = time.perf_counter(); synth_export(d, n_messages=n, seed=0, owner=owner)
     subprocess.run([str(CHATMIMIC), 'parse', str(d/'msgstore.db'), '--contacts', str(d/'wa.db'), '--me', owner, '-o', str(out), '-q'], check=True)
     print(f'corpus: {n:,} messages in {time.perf_counter() - t:.0f} s, {out.stat().st_size / 1e6:.0f} MB JSONL')

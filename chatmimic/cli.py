@@ -13,7 +13,7 @@ __all__ = ['COMMANDS', 'build_parser', 'stage_parser', 'check_stage_output', 'st
 
 # %% ../nbs/09_cli.ipynb #1561313b
 COMMANDS = {  # commands that are not stages: name: (module, add-arguments function, main function, help)
-    'synth': ('chatmimic.synth', 'add_synth_args', 'synth_main', 'write a synthetic chat export (WhatsApp databases and the other formats)'),
+    'synth': ('chatmimic.synth_exports', 'add_synth_args', 'synth_main', 'write a synthetic chat export (WhatsApp databases and the other formats)'),
     'chat': ('chatmimic.chat', 'add_chat_args', 'chat_main', 'talk to your clone in the terminal'),
     'run': ('chatmimic.pipeline', 'add_run_args', 'run_main', 'run the six stage notebooks with papermill from a config (--plan: show the resolved parameters)'),
     'sweep': ('chatmimic.pipeline', 'add_sweep_args', 'sweep_main', 'run a grid or list of configs, one run folder per point'),

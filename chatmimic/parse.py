@@ -5,7 +5,8 @@
 # %% ../nbs/00_parse.ipynb #d3aa7fde
 from __future__ import annotations
 import importlib, json, sqlite3, sys, time, unicodedata
-from dataclasses import dataclass, fields, replace
+from collections import Counter
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -17,7 +18,7 @@ __all__ = ['KINDS', 'FIELDS', 'READERS', 'SQLITE_MAGIC', 'EXPORT_NAMES', 'SYNTH'
            'ro_connect', 'db_tables', 'sqlite_tables', 'expand_inputs', 'open_inputs', 'read_inputs', 'sort_inputs',
            'number_chats', 'iter_messages', 'parse_inputs', 'json_lines', 'write_jsonl', 'read_jsonl', 'ChatSummary',
            'chat_summary', 'display_width', 'format_table', 'by_name', 'parse_stream', 'parse_stage', 'write_messages',
-           'parse_main']
+           'add_parse_args', 'skipped_rows', 'parse_main']
 
 # %% ../nbs/00_parse.ipynb #cce83327
 @dataclass
@@ -90,6 +91,8 @@ class ParseOptions:
     date_order: str|None = None  # 'dmy', 'mdy' or 'ymd' for .txt exports; None infers it from the whole file
     key: str|None = None         # WhatsApp backup key (hex or key file) to decrypt .crypt12/14/15
     progress: bool = False       # show a progress bar on large inputs
+    password: str|None = None    # an encrypted iPhone backup's password (`--password`; never stored in a config)
+    skipped: Counter = field(default_factory=Counter)  # records the readers skipped as unusable, by chat id (or file)
 
 # %% ../nbs/00_parse.ipynb #89c61b8b
 def require_me(path, opts:ParseOptions, why:str='', where:str='') -> str:
@@ -127,6 +130,7 @@ def load_json(path):
     except OSError as e: raise user_error(path, f'cannot be read ({e.strerror})', 'check the path and its permissions')
     if not raw.strip(): raise user_error(path, 'the file is empty', 'export the chat again')
     try: return json.loads(raw)
+    except RecursionError: raise user_error(path, 'is JSON nested too deeply to be a chat export', 'pass the file the app exported, unchanged')
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         if isinstance(e, json.JSONDecodeError) and e.pos >= len(raw.rstrip()) - 1:
             raise user_error(path, 'the JSON ends before it is complete (truncated file)', 'copy or export it again')
@@ -189,10 +193,11 @@ def db_tables(con) -> set[str]:
 
 def sqlite_tables(path) -> set[str]:
     "Table names of an SQLite file, opened read-only; a corrupt file is a `UserError`."
-    try:
-        con = ro_connect(path)
+    try:  # immutable: reading the table names must not write a -shm beside a WAL database (readers open it properly)
+        con = sqlite3.connect(Path(path).resolve().as_uri() + '?mode=ro&immutable=1', uri=True)
         try: return db_tables(con)
         finally: con.close()
+    except UnicodeDecodeError: raise user_error(path, 'is an SQLite database whose table names are not text', 'copy it from the phone or the backup again')
     except sqlite3.DatabaseError as e:
         raise user_error(path, f'is a damaged SQLite database ({e})', 'copy it from the phone or the backup again')
 
@@ -352,9 +357,9 @@ class ChatSummary:
             elif ts < r['first']: r['first'] = ts
             yield m
 
-    def rows(self) -> list[dict]:
-        "One row per chat: messages by kind, the owner's, the edited ones, first and last day."
-        return [{**r, 'first': r['first'][:10], 'last': r['last'][:10]} for r in self.chats.values()]
+    def rows(self, chat_id:bool=False) -> list[dict]:
+        "One row per chat: messages by kind, the owner's, the edited ones, first and last day (and its id, with `chat_id`)."
+        return [{**({'chat_id': k} if chat_id else {}), **r, 'first': r['first'][:10], 'last': r['last'][:10]} for k, r in self.chats.items()]
 
 def chat_summary(msgs:Iterable[Message]) -> list[dict]:
     "One row per chat: messages by kind, the owner's share, first and last day."
@@ -378,7 +383,7 @@ def format_table(rows:list[dict], cols=None) -> str:
     return '\n'.join([fmt(cells[0]), '  '.join('-'*x for x in w)] + [fmt(r) for r in cells[1:]])
 
 # %% ../nbs/00_parse.ipynb #53e64f68
-SYNTH = 'chatmimic.synth:synth_export'              # writes the synthetic export, parsed when there are no inputs
+SYNTH = 'chatmimic.synth_exports:synth_export'              # writes the synthetic export, parsed when there are no inputs
 PAPER_JSON = 'chatmimic.whatsapp_db:to_paper_json'  # the study's WhatsApp-Chat-Exporter JSON (appendix A.2)
 
 def by_name(spec:str):
@@ -392,12 +397,13 @@ def _some(msgs:Iterable[Message], inputs) -> Iterator[Message]:
     for m in msgs: n += 1; yield m
     if not n: raise UserError(f"{', '.join(map(str, inputs))}: no messages found; check that the export is complete.")
 
-def parse_stream(cfg:ParseConfig, progress:bool=False) -> Iterator[Message]:
+def parse_stream(cfg:ParseConfig, progress:bool=False, opts:ParseOptions|None=None) -> Iterator[Message]:
     "The stage's messages as they are read: `cfg.inputs`, or (none given) the synthetic export of `cfg.n_messages`, written beside `cfg.out` in export/."
-    if cfg.inputs: return _some(iter_messages(cfg.inputs, cfg.options(progress), cfg.format or None), cfg.inputs)
+    opts = opts or cfg.options(progress)  # `opts.skipped` counts what the readers skip
+    if cfg.inputs: return _some(iter_messages(cfg.inputs, opts, cfg.format or None), cfg.inputs)
     paths = by_name(SYNTH)(Path(cfg.out).parent/'export', n_messages=cfg.n_messages, seed=cfg.seed, **({'owner': cfg.owner} if cfg.owner else {}))
     db, wa = paths['msgstore']
-    return iter_messages([db], replace(cfg.options(progress), contacts=str(wa)), 'msgstore')
+    return iter_messages([db], replace(opts, contacts=str(wa)), 'msgstore')
 
 def parse_stage(cfg:ParseConfig, progress:bool=False) -> list[Message]:
     "The stage's messages as a list (`parse_stream`, held)."
@@ -410,13 +416,23 @@ def write_messages(msgs:Iterable[Message], out, paper_json:bool=False) -> int:
     with atomic_write(out) as f: json.dump(by_name(PAPER_JSON)(msgs), f, ensure_ascii=False)
     return len(msgs)
 
+def add_parse_args(p):
+    "`chatmimic parse`'s flag that is no parameter: a password is never written to a config or a run folder."
+    p.add_argument('--password', default=None, help='password of an encrypted iPhone backup (else $CHATMIMIC_BACKUP_PASSWORD, else asked without echo)')
+
+def skipped_rows(rows:list[dict], skipped:Counter) -> tuple[list[dict], int]:
+    "`rows` (with their `chat_id`) with a `skipped` column, the records the readers could not use per chat, and the total skipped."
+    return [{**{k: v for k, v in r.items() if k != 'chat_id'}, 'skipped': skipped.get(r['chat_id'], 0)} for r in rows], sum(skipped.values())
+
 def parse_main(cfg:ParseConfig, args=None) -> list[dict]:
     "Run `chatmimic parse`: stream the messages to `cfg.out`, counting each chat on the way; print the counts (never message text) and return them."
     quiet, t0 = getattr(args, 'quiet', False), time.perf_counter()
-    summary = ChatSummary()
-    n = write_messages(summary.count(parse_stream(cfg, progress=(cfg.progress or sys.stderr.isatty()) and not quiet)), cfg.out, cfg.paper_json)
-    rows = summary.rows()
+    summary, opts = ChatSummary(), replace(cfg.options((cfg.progress or sys.stderr.isatty()) and not quiet), password=getattr(args, 'password', None))
+    n = write_messages(summary.count(parse_stream(cfg, opts=opts)), cfg.out, cfg.paper_json)
+    rows, n_skipped = skipped_rows(summary.rows(chat_id=True), opts.skipped)
     if not quiet:
         print(format_table(rows))
         print(f"{n} messages in {len(rows)} chats -> {cfg.out} ({time.perf_counter()-t0:.1f} s)")
+        if n_skipped: print(f'{n_skipped} records skipped as unusable (wrong types, impossible times or ids; per chat in the skipped column)')
     return rows
+

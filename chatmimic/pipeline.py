@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
-from .core import (STAGES, TRAINERS, RUN_KEYS, UserError, user_error, read_config, atomic_write, parse_overrides, merge_config,
+from .core import (STAGES, TRAINERS, UserError, user_error, read_config, atomic_write, parse_overrides, merge_config,
                             check_config, stage_values, resolve_paths, config_class, plan_yaml, closest)
 
 # %% auto #0

@@ -4,22 +4,21 @@
 
 # %% ../nbs/00a_synth.ipynb #911fb99f
 from __future__ import annotations
-import argparse, base64, math, random, re, sqlite3, time
+import base64, math, random, re, sqlite3, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .core import UserError, atomic_path
+from .core import atomic_path
 from .parse import Message, iso_utc
 
 # %% auto #0
 __all__ = ['POOLS', 'TOPICS', 'FILLERS', 'OWNER_MORE', 'LATER', 'GREET', 'STYLE', 'CAPTIONS', 'DOCS', 'NOTICE_LIKE', 'OWNER',
            'HOUR', 'MEDIA_TYPE', 'ACTION_TYPE', 'MIME', 'WA_FOLDER', 'WHATSAPP_SKIPS', 'MODERN_DDL', 'MODERN_INDEXES',
-           'LEGACY_COLS', 'LEGACY_DDL', 'WA_DDL', 'SYNTH_FORMATS', 'TXT_OPTIONS', 'Person', 'Event', 'Chat', 'Truth',
-           'make_truth', 'reply_stats', 'private_db', 'write_msgstore', 'write_wa_db', 'ChatView', 'wa_name',
-           'expected', 'synth_export', 'add_synth_args', 'synth_main']
+           'LEGACY_COLS', 'LEGACY_DDL', 'WA_DDL', 'Person', 'Event', 'Chat', 'Truth', 'make_truth', 'reply_stats',
+           'private_db', 'write_msgstore', 'write_wa_db', 'ChatView', 'wa_name']
 
 # %% ../nbs/00a_synth.ipynb #af1a294f
 POOLS = {
@@ -792,64 +791,3 @@ def _exp_chat(truth:Truth, ci:int, v:ChatView, me) -> list:
         out.append(Message(v.chat_id, v.chat, c.is_group, (ci, i), ts, sender, from_me, kind, text, e.edited and kind == 'text' and v.edits, reply))
     return out
 
-def expected(truth:Truth, fmt:str, chat=None, me:str|None=None, contacts:bool=True, schema:str='modern', platform:str='android',
-             lang:str|None=None, tz:str='Europe/Rome', single_chat=None, clock=24, date_order='dmy', attach=True, per_file=None) -> list[Message]:
-    "What a correct reader returns for the file the matching writer wrote: `fmt` msgstore|legacy|txt|telegram|messenger|ios|signal."
-    # `chat`: the .txt or Messenger chat(s) (None: all); `me`, `contacts`, `tz`: the reader's options; the writer's options
-    # `clock`, `date_order`, `attach` and `per_file` change the file but not what is read from it.
-    if fmt == 'legacy': schema = 'legacy'
-    fmt = {'legacy': 'msgstore', 'whatsapp-txt': 'txt'}.get(fmt, fmt)
-    if fmt not in ('msgstore', 'txt', 'telegram', 'messenger', 'ios', 'signal'): raise ValueError(f'unknown format {fmt!r}')
-    if fmt in ('txt', 'messenger') and chat is not None: cis = [_chat_index(truth, x) for x in (chat if isinstance(chat, (list, tuple)) else [chat])]
-    elif fmt == 'telegram' and single_chat is not None: cis = [_chat_index(truth, single_chat)]
-    else: cis = range(len(truth.chats))
-    if fmt == 'msgstore': view = lambda ci: _msgstore_view(truth, ci, me, contacts, schema)
-    else:
-        from chatmimic.synth_exports import chat_view  # imported here: that module builds on this one
-        view = lambda ci: chat_view(truth, ci, fmt, me, platform, lang, tz, contacts)
-    return _numbered([m for ci in cis for m in _exp_chat(truth, ci, view(ci), me)])
-
-# %% ../nbs/00a_synth.ipynb #271fad0f
-SYNTH_FORMATS = ('msgstore', 'legacy', 'txt', 'telegram', 'messenger', 'ios', 'signal')
-TXT_OPTIONS = dict(platform='android', clock=24, date_order='dmy', tz='Europe/Rome')  # the .txt files synth_export writes
-
-def synth_export(out_dir, n_messages:int=400, seed:int=0, owner:str='Paolo Neri', formats=('msgstore',), truth:Truth|None=None) -> dict:
-    "Write a synthetic export of `n_messages` in `formats` into `out_dir`; returns {format: [paths]}."
-    from chatmimic.synth_exports import write_whatsapp_txt, write_telegram, write_messenger, write_ios_backup, write_signal  # that module builds on this one
-    bad = [f for f in formats if f not in SYNTH_FORMATS]
-    if bad: raise UserError(f"unknown format {bad[0]!r}; choose from {', '.join(SYNTH_FORMATS)} or all.")
-    truth = truth or make_truth(n_messages, seed, owner)
-    out, paths = Path(out_dir), {}
-    for f in formats:
-        if f == 'msgstore': paths[f] = [write_msgstore(truth, out/'msgstore.db'), write_wa_db(truth, out/'wa.db')]
-        elif f == 'legacy': paths[f] = [write_msgstore(truth, out/'legacy'/'msgstore.db', 'legacy')]
-        elif f == 'txt': paths[f] = [write_whatsapp_txt(truth, k, out/'txt', **TXT_OPTIONS) for k in range(len(truth.chats))]
-        elif f == 'telegram': paths[f] = [write_telegram(truth, out/'telegram'/'result.json')]
-        elif f == 'ios': paths[f] = [write_ios_backup(truth, out/'iphone-backup')/'Manifest.db']
-        elif f == 'signal': paths[f] = write_signal(truth, out/'signal', TXT_OPTIONS['tz'])
-        else: paths[f] = [p for k in range(len(truth.chats)) for p in write_messenger(truth, k, out/'messenger', max(100, n_messages // 10))]
-    return paths
-
-# %% ../nbs/00a_synth.ipynb #de95a702
-def add_synth_args(p:argparse.ArgumentParser):
-    "The arguments of `chatmimic synth`."
-    p.add_argument('out_dir', help='folder to write the synthetic export into')
-    p.add_argument('--messages', type=int, default=400, help='number of messages (default 400; 1000000 for benchmarks)')
-    p.add_argument('--seed', type=int, default=0, help='random seed: the same seed writes the same export (default 0)')
-    p.add_argument('--owner', default='Paolo Neri', help="the owner's display name (default 'Paolo Neri')")
-    p.add_argument('--formats', default='msgstore', help=f"comma-separated: {','.join(SYNTH_FORMATS)}, or all (default msgstore)")
-    p.add_argument('-q', '--quiet', action='store_true', help='print nothing')
-
-def synth_main(args):
-    "Run `chatmimic synth` from parsed arguments: writes the files and prints counts and paths, never text."
-    formats = SYNTH_FORMATS if args.formats.strip() == 'all' else tuple(f.strip() for f in args.formats.split(',') if f.strip())
-    bad = [f for f in formats if f not in SYNTH_FORMATS] or ([] if formats else ['(none)'])
-    if bad: raise UserError(f"--formats: unknown format {bad[0]!r}; choose from {', '.join(SYNTH_FORMATS)} or all.")
-    if args.messages < 100: raise UserError(f'--messages {args.messages} is too small; pass 100 or more.')
-    t0 = time.perf_counter()
-    truth = make_truth(args.messages, args.seed, args.owner)
-    paths = synth_export(args.out_dir, formats=formats, truth=truth)
-    if not args.quiet:
-        for f, ps in paths.items(): print(f"{f:<9} {len(ps):>3} file{'s' if len(ps) > 1 else ' '}  {ps[0]}{' ...' if len(ps) > 1 else ''}")
-        print(f'{args.messages} messages in {len(truth.chats)} chats, {len(truth.people)} people, seed {args.seed} ({time.perf_counter() - t0:.1f} s)')
-    return paths

@@ -59,7 +59,6 @@ class Skips:
     "Records of one file skipped as unusable: counted by chat in `opts.skipped`, and by reason for the one sentence."
     def __init__(self, path, opts:ParseOptions):
         self.path, self.why = path, Counter()
-        if getattr(opts, 'skipped', None) is None: opts.skipped = Counter()  # created here while ParseOptions does not declare it
         self.counts = opts.skipped
 
     def __call__(self, chat_id, why:str, n:int=1):

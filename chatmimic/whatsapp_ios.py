@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .core import user_error
 from .parse import SQLITE_MAGIC, Message, ParseOptions, db_tables, require_me
-from .whatsapp_db import (Skips, db_reason, is_decode_error, open_sqlite, row_problem, sqlite_messages, sqlite_rows,
+from .whatsapp_db import (ORDER, Skips, chat_order, db_reason, open_sqlite, plausible_ms, row_problem, sqlite_messages, sqlite_rows,
                                   time_range, utf8_or_bad)
 
 # %% auto #0
@@ -61,17 +61,21 @@ def chatstorage_queries(con, span:tuple|None=None) -> dict[str, str|None]:
     title = '(SELECT ZTITLE FROM ZWAMEDIAITEM WHERE Z_PK = m.ZMEDIAITEM)' if 'ZWAMEDIAITEM' in t else 'NULL'
     ms = f'(m.ZMESSAGEDATE + {APPLE_EPOCH}) * 1000'
     chats = "SELECT Z_PK FROM ZWACHATSESSION WHERE typeof(ZCONTACTJID) = 'text' AND ZCONTACTJID <> 'status@broadcast'"
+    why = row_problem('m.Z_PK', 'm.ZISFROMME', ms, ['m.ZTEXT'], span)
     return dict(
         chats=f"SELECT Z_PK, ZCONTACTJID, ZPARTNERNAME FROM ZWACHATSESSION WHERE Z_PK IN ({chats})",
         members='SELECT Z_PK, ZMEMBERJID FROM ZWAGROUPMEMBER' if 'ZWAGROUPMEMBER' in t else None,
         push="SELECT ZJID, ZPUSHNAME FROM ZWAPROFILEPUSHNAME WHERE NULLIF(ZPUSHNAME, '') IS NOT NULL" if 'ZWAPROFILEPUSHNAME' in t else None,
         quotes="SELECT ZMESSAGE, ZMETADATA FROM ZWAMEDIAITEM WHERE substr(ZMETADATA, 1, 1) = x'2a'" if 'ZWAMEDIAITEM' in t else None,
+        firsts=f"SELECT m.ZCHATSESSION, typeof(m.ZCHATSESSION), MIN(CASE WHEN {plausible_ms(ms, span)} THEN CAST(round({ms}) AS INTEGER) END) "
+               f"FROM ZWAMESSAGE m NOT INDEXED WHERE m.ZCHATSESSION IN ({chats}) GROUP BY 1",
+        unjoined=f"SELECT {why} FROM ZWAMESSAGE m WHERE CAST(m.ZCHATSESSION AS BLOB) IS ? AND m.ZCHATSESSION IN ({chats})",
         messages=f"""SELECT m.ZCHATSESSION, m.Z_PK, m.ZISFROMME, CAST(round({ms}) AS INTEGER),
           CASE WHEN m.ZMESSAGETYPE IN ({IOS_SYSTEM}) THEN 2 WHEN m.ZMESSAGETYPE = 14 THEN 3 WHEN m.ZMESSAGETYPE IN ({IOS_MEDIA}) THEN 1
                WHEN m.ZTEXT IS NULL THEN 2 ELSE 0 END,
           m.ZTEXT, CASE WHEN m.ZMESSAGETYPE IN ({IOS_MEDIA}) THEN {title} END, m.ZGROUPMEMBER, 0,
-          {row_problem('m.Z_PK', 'm.ZISFROMME', ms, ['m.ZTEXT'], span)}
-        FROM ZWAMESSAGE m NOT INDEXED WHERE m.ZCHATSESSION IN ({chats}) ORDER BY m.Z_PK""")
+          {why}
+        FROM {ORDER} o CROSS JOIN ZWAMESSAGE m ON m.ZCHATSESSION = o.k ORDER BY o.r, 4, m.Z_PK""")
 
 def quoted_id(meta:bytes) -> str|None:
     "The id of the quoted message in a media item's ZMETADATA (protobuf field 5), or None."
@@ -111,21 +115,14 @@ def read_chatstorage(db, opts:ParseOptions, path, contacts=None) -> Iterator[Mes
                      **text((j, s) for j, s in chats.values() if not j.endswith('@g.us')), **names}
             jids = dict(con.execute(q['members'])) if q['members'] else {}
             replies = chatstorage_replies(con, q)
+            key_jid = chat_order(con, q, lambda key: (chats.get(key) or (None, None))[0], skip)  # chats ranked into ORDER, as on Android
+            unique = [r[1] for r in con.execute('PRAGMA table_info(ZWAMESSAGE)') if r[5]] == ['Z_PK']  # Core Data's key: unique
             total = con.execute('SELECT count(*) FROM ZWAMESSAGE').fetchone()[0] if opts.progress else None
             with tqdm(total=total, unit=' msg', desc=Path(path).name, disable=not opts.progress, leave=False) as bar:
-                for careful in (False, True):  # the fast pass decodes in C; text that is not UTF-8 stops it: read again carefully
-                    con.text_factory = utf8_or_bad if careful else str
-                    cur = con.execute(q['messages'])
-                    cur.arraysize = 20000
-                    try: runs, bad = sqlite_rows(cur, bar if opts.progress else None, careful); break
-                    except sqlite3.OperationalError as e:
-                        if careful or not is_decode_error(e): raise
-                        bar.reset()
-            unique = [r[1] for r in con.execute('PRAGMA table_info(ZWAMESSAGE)') if r[5]] == ['Z_PK']  # Core Data's key: unique
-    except sqlite3.DatabaseError as e:
+                yield from sqlite_messages(sqlite_rows(con, q['messages'], bar if opts.progress else None), me, known, chats, key_jid, jids, replies, skip, unique)
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
         raise user_error(path, f'is a damaged WhatsApp database ({db_reason(e)})', 'copy ChatStorage.sqlite again, or make the backup again') from None
     except OSError as e: raise user_error(path, f'cannot be read ({e.strerror})', 'check the file and its permissions') from None
-    yield from sqlite_messages(runs, bad, me, known, chats, jids, replies, skip, unique)
 
 # %% ../nbs/00g_whatsapp_ios.ipynb #642c9379
 def backup_password(folder, opts:ParseOptions) -> str:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tqdm.auto import tqdm
 from .core import UserError, user_error
-from .parse import Message, ParseOptions, iso_utc, format_table, require_me, require_sender
+from .parse import Message, ParseOptions, iso_utc, require_me, require_sender
 from .whatsapp_db import Skips, seconds_in, shown, time_range
 
 # %% auto #0

@@ -283,7 +283,7 @@ def test_messenger(exports, data): fuzz_one('messenger', exports, data, json_str
 @pytest.mark.parametrize('fmt', list(EXAMPLES))
 def test_unchanged_exports_parse(exports, fmt):
     "Without a mutation every export parses (exit 0): the properties above are not met by refusing everything."
-    (folder, inp), texts = exports[0][fmt], exports[1]
+    _, inp = exports[0][fmt]
     with tempfile.TemporaryDirectory() as w:
         rc, so, se = parse(inp, Path(w)/'messages.jsonl')
         assert rc == 0, se

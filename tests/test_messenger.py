@@ -1,5 +1,6 @@
 "`chatmimic parse` on Messenger / Instagram threads: bad ones end in one sentence, a thread is read whole and once."
 import json, stat
+from pathlib import Path
 from conftest import run_chatmimic, assert_user_error
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl
 

@@ -4,7 +4,7 @@ exit status 2, nothing written. All data here is invented."""
 from collections import Counter
 import pytest
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl
-from chatmimic import synth
+from chatmimic import synth, synth_exports
 from chatmimic.synth_exports import write_signal, signal_folders
 from conftest import run_chatmimic, assert_user_error
 from test_formats import check, OWNER
@@ -17,7 +17,7 @@ def truth(): return synth.make_truth(600, seed=3, owner=OWNER)
 def test_export_folder(truth, tmp_path):
     files = write_signal(truth, tmp_path/'signal', TZ)
     got = parse_inputs([tmp_path/'signal'], ParseOptions(me=OWNER, tz=TZ))
-    check(got, synth.expected(truth, 'signal', me=OWNER, tz=TZ))
+    check(got, synth_exports.expected(truth, 'signal', me=OWNER, tz=TZ))
     assert {m.chat: m.is_group for m in got} == dict(zip(signal_folders(truth), [c.is_group for c in truth.chats]))
     assert parse_inputs(files[:1], ParseOptions(me=OWNER, tz=TZ)) == [m for m in got if m.chat_id == files[0].parent.name]
 
@@ -25,7 +25,7 @@ def test_same_history_as_whatsapp(truth, tmp_path):
     "What people typed, when, and who: the same in the Signal export as in msgstore.db (an independent reader of the same history)."
     write_signal(truth, tmp_path/'signal', TZ)
     sig = parse_inputs([tmp_path/'signal'], ParseOptions(me=OWNER, tz=TZ))
-    wa = synth.expected(truth, 'msgstore', me=OWNER)
+    wa = synth_exports.expected(truth, 'msgstore', me=OWNER)
     typed = lambda ms: sorted((m.timestamp, m.from_me, m.kind, m.text) for m in ms if m.kind in ('text', 'media', 'deleted'))
     assert typed(sig) == typed(wa)
     per_kind = lambda ms: Counter((m.kind, m.from_me) for m in ms if m.kind != 'system')
@@ -40,9 +40,9 @@ def test_cli_synth_then_parse(tmp_path):
     r = run_chatmimic('synth', d, '--messages', 300, '--seed', 1, '--formats', 'signal')
     assert r.returncode == 0, r.stderr
     out = tmp_path/'signal.jsonl'
-    r = run_chatmimic('parse', d/'signal', '--me', OWNER, '--tz', synth.TXT_OPTIONS['tz'], '-o', out, '-q')
+    r = run_chatmimic('parse', d/'signal', '--me', OWNER, '--tz', synth_exports.TXT_OPTIONS['tz'], '-o', out, '-q')
     assert r.returncode == 0, r.stderr
-    check(read_jsonl(out), synth.expected(synth.make_truth(300, seed=1, owner=OWNER), 'signal', me=OWNER, tz=synth.TXT_OPTIONS['tz']))
+    check(read_jsonl(out), synth_exports.expected(synth.make_truth(300, seed=1, owner=OWNER), 'signal', me=OWNER, tz=synth_exports.TXT_OPTIONS['tz']))
 
 def truncated(d):
     raw = d.read_text(); d.write_text(raw[:len(raw) - 30]); return 'truncated file'

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from chatmimic import synth
+from chatmimic import synth, synth_exports
 from chatmimic.parse import (KINDS, Message, ParseOptions, ChatSummary, chat_summary, iter_messages, json_lines, number_chats, read_inputs,
                              read_jsonl, sort_inputs, write_jsonl)
 from chatmimic.whatsapp_db import read_msgstore
@@ -49,7 +49,7 @@ def test_streamed_file_is_the_held_parsers_file(exports, tmp_path, schema, conta
     assert r.returncode == 0, r.stderr
     opts = ParseOptions(me=OWNER, contacts=str(wa) if contacts else None)
     assert out.read_bytes() == held_file(held_parse([db], opts), tmp_path/'held.jsonl')
-    expected = synth.expected(truth, 'msgstore' if schema == 'modern' else 'legacy', me=OWNER, contacts=contacts)  # and the generator's ground truth, independently
+    expected = synth_exports.expected(truth, 'msgstore' if schema == 'modern' else 'legacy', me=OWNER, contacts=contacts)  # and the generator's ground truth, independently
     assert [vars(m) for m in read_jsonl(out)] == [vars(m) for m in expected]
 
 def test_several_inputs_are_merged_as_before(exports, tmp_path):

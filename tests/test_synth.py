@@ -2,7 +2,8 @@
 import hashlib, os, stat, subprocess, sys, time
 from pathlib import Path
 
-from chatmimic.synth import make_truth, write_msgstore, synth_export, expected, reply_stats, SYNTH_FORMATS
+from chatmimic.synth import make_truth, write_msgstore, reply_stats
+from chatmimic.synth_exports import synth_export, expected, SYNTH_FORMATS
 from chatmimic.cli import main
 
 def digest(d) -> dict:

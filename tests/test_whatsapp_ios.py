@@ -5,7 +5,7 @@ import os, stat, subprocess, sys
 from collections import Counter
 import pytest
 from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl
-from chatmimic import synth
+from chatmimic import synth, synth_exports
 from chatmimic.synth_exports import write_ios_backup, write_chatstorage, write_contactsv2, ios_file_id, WA_IOS_DOMAIN
 from chatmimic.whatsapp_ios import PASSWORD_ENV
 from conftest import CHATMIMIC, run_chatmimic, assert_user_error
@@ -33,9 +33,9 @@ def same_history(ios, android):
 
 def test_backup_folder(truth, backups):
     got = parse_inputs([backups[0]], ParseOptions(me=OWNER))
-    check(got, synth.expected(truth, 'ios', me=OWNER))
-    same_history(got, synth.expected(truth, 'msgstore', me=OWNER))
-    assert Counter(m.kind for m in got) == Counter(m.kind for m in synth.expected(truth, 'msgstore', me=OWNER))
+    check(got, synth_exports.expected(truth, 'ios', me=OWNER))
+    same_history(got, synth_exports.expected(truth, 'msgstore', me=OWNER))
+    assert Counter(m.kind for m in got) == Counter(m.kind for m in synth_exports.expected(truth, 'msgstore', me=OWNER))
     assert parse_inputs([backups[0]/'Manifest.db'], ParseOptions(me=OWNER)) == got  # its index
     assert parse_inputs([backups[0].parent], ParseOptions(me=OWNER)) == got        # the folder of backups
 
@@ -43,7 +43,7 @@ def test_backup_folder(truth, backups):
 def test_chatstorage_alone(truth, tmp_path, contacts):
     db = write_chatstorage(truth, tmp_path/'ChatStorage.sqlite')
     if contacts: write_contactsv2(truth, tmp_path/'ContactsV2.sqlite')  # found beside it
-    check(parse_inputs([db], ParseOptions(me=OWNER)), synth.expected(truth, 'ios', me=OWNER, contacts=contacts))
+    check(parse_inputs([db], ParseOptions(me=OWNER)), synth_exports.expected(truth, 'ios', me=OWNER, contacts=contacts))
 
 def test_encrypted_backup_through_the_command(truth, backups, tmp_path):
     "The password from the environment; nothing decrypted is left in the temporary folder; the output is the plain backup's."
@@ -55,7 +55,7 @@ def test_encrypted_backup_through_the_command(truth, backups, tmp_path):
     assert PASSWORD not in r.stdout + r.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert not any(scratch.iterdir())
-    check(read_jsonl(out), synth.expected(truth, 'ios', me=OWNER))
+    check(read_jsonl(out), synth_exports.expected(truth, 'ios', me=OWNER))
 
 def test_cli_synth_then_parse(tmp_path):
     "What a user runs: `chatmimic synth --formats ios`, then `chatmimic parse` on the backup folder."
@@ -65,7 +65,7 @@ def test_cli_synth_then_parse(tmp_path):
     out = tmp_path/'ios.jsonl'
     r = run_chatmimic('parse', d/'iphone-backup', '--me', OWNER, '-o', out, '-q')
     assert r.returncode == 0, r.stderr
-    check(read_jsonl(out), synth.expected(synth.make_truth(300, seed=1, owner=OWNER), 'ios', me=OWNER))
+    check(read_jsonl(out), synth_exports.expected(synth.make_truth(300, seed=1, owner=OWNER), 'ios', me=OWNER))
 
 def no_whatsapp(truth, tmp):
     return write_ios_backup(truth, tmp/'NoWhatsApp', whatsapp=False), 'is an iPhone backup without WhatsApp', {}
