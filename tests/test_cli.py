@@ -66,3 +66,27 @@ def test_database_in_folder_with_uri_characters(tmp_path):
     r = run_chatmimic('parse', d/'msgstore.db', '--contacts', d/'wa.db', '--me', 'Paolo Neri', '-o', out, '-q')
     assert r.returncode == 0, r.stderr
     assert len(out.read_text().splitlines()) > 100
+
+def test_json_nested_too_deeply(tmp_path):
+    "JSON deeper than Python's parser goes (a crafted or damaged file): one sentence, not a RecursionError."
+    p, out = tmp_path/'result.json', tmp_path/'out.jsonl'
+    p.write_text('{"a":' * 100_000 + '1' + '}' * 100_000)
+    assert 'nested too deeply' in assert_user_error(run_chatmimic('parse', p, '-o', out), p, out)
+
+def test_skipped_records_are_counted_per_chat(tmp_path):
+    "A record a reader cannot use (a time in the year 318857) is skipped and counted in its chat's row and the total; the rest is written."
+    import sqlite3
+    d, out = tmp_path/'export', tmp_path/'out.jsonl'
+    assert run_chatmimic('synth', d, '--messages', 300, '-q').returncode == 0
+    assert run_chatmimic('parse', d/'msgstore.db', '--contacts', d/'wa.db', '-o', tmp_path/'before.jsonl', '-q').returncode == 0
+    con = sqlite3.connect(d/'msgstore.db')
+    chat = con.execute('SELECT chat_row_id FROM message WHERE text_data IS NOT NULL AND chat_row_id > 0 ORDER BY _id LIMIT 1').fetchone()[0]
+    con.execute('UPDATE message SET timestamp = 10000000000000000 WHERE _id IN (SELECT _id FROM message WHERE chat_row_id = ? LIMIT 3)', (chat,))
+    con.commit(); con.close()
+    r = run_chatmimic('parse', d/'msgstore.db', '--contacts', d/'wa.db', '-o', out)
+    assert r.returncode == 0, r.stderr
+    assert '3 records skipped as unusable' in r.stdout
+    head, rows = r.stdout.splitlines()[0].split(), [l.split() for l in r.stdout.splitlines()[2:] if l and l[0] != ' ' and 'messages in' not in l]
+    assert head[-1] == 'skipped'
+    assert sorted(int(x[-1]) for x in rows if x and x[-1].isdigit())[-1] == 3  # one chat's row shows the three
+    assert len(out.read_text().splitlines()) == len((tmp_path/'before.jsonl').read_text().splitlines()) - 3

@@ -57,6 +57,18 @@ def test_encrypted_backup_through_the_command(truth, backups, tmp_path):
     assert not any(scratch.iterdir())
     check(read_jsonl(out), synth_exports.expected(truth, 'ios', me=OWNER))
 
+def test_password_flag(truth, backups, tmp_path):
+    "--password opens the encrypted backup without the environment; it is in no file the run writes and never printed."
+    env = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
+    out = tmp_path/'flag.jsonl'
+    r = parse(backups[1], '--password', PASSWORD, out=out, env=env)
+    assert r.returncode == 0, r.stderr
+    assert PASSWORD not in r.stdout + r.stderr and PASSWORD not in out.read_text()
+    check(read_jsonl(out), synth_exports.expected(truth, 'ios', me=OWNER))
+    r = parse(backups[1], '--password', 'hunter2', out=tmp_path/'wrong.jsonl', env=env)
+    assert r.returncode == 2 and 'cannot be opened with this password' in r.stderr and 'hunter2' not in r.stderr
+    assert not (tmp_path/'wrong.jsonl').exists()
+
 def test_cli_synth_then_parse(tmp_path):
     "What a user runs: `chatmimic synth --formats ios`, then `chatmimic parse` on the backup folder."
     d = tmp_path/'export'
