@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import UserError, atomic_write
+from .core import UserError, atomic_write, atomic_path
 from .parse import Message
 from .pseudonymize import PHONE, EMAIL, pseudonymize
 from .canaries import random_secrets, canary_text
@@ -112,7 +112,8 @@ def plot_likeness(likeness:dict, real:dict, auc:dict|None=None, path=None):
     ax.set_xlabel('share of replies the authorship classifier attributes to the owner (95% interval)')
     ax.set_title('Does it sound like you?' + (f"  (classifier AUC {auc['value']:.2f} [{auc['lo']:.2f}, {auc['hi']:.2f}])" if auc and np.isfinite(auc['value']) else ''), fontsize=10)
     fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=110)
+    if path is not None:
+        with atomic_path(path) as tmp: fig.savefig(tmp, dpi=110, format='png')  # private (0600), never half-written
     return fig
 
 # %% ../nbs/04c_audit.ipynb #97819145

@@ -15,7 +15,8 @@ from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_I
 from .parse import format_table
 from .prepare import Template, prefix_mask
 from .generate import run_info, load_run, dataset_path, owner_of, reply_ids, generate_reply, reply_messages
-from .report import language, prompt_text, reply_style, metric_rows, diff_rows, write_reports, plot_metrics, save_figure
+from .report import language, prompt_text, reply_style, metric_rows, diff_rows, audit_rows, write_reports, plot_metrics, save_figure
+from .audit import audit_run
 
 # %% auto #0
 __all__ = ['LN2', 'CompareConfig', 'run_dataset', 'reply_keys', 'shared_replies', 'pick', 'template_ids', 'text_spans',
@@ -42,6 +43,12 @@ class CompareConfig(StageConfig):
     languages: list = param(['it', 'en'], "languages the identifier chooses from (the study's chats are Italian and English); [] = all 97 py3langid knows",
                             study=NOT_IN_STUDY)
     base: bool = param(True, "also evaluate each run's base model, before fine-tuning", study=NOT_IN_STUDY)
+    blind_questions: int = param(20, 'questions on blind.html, the blind test for friends: the real reply against a model\'s (at most n_generate)',
+                                 unit='questions', study=NOT_IN_STUDY)
+    audit_samples: int = param(10, "extraction audit: continuations sampled from the context before each phone number or e-mail address in the "
+                               "training replies (at most 50 values), per model", unit='samples', study=NOT_IN_STUDY)
+    canary_candidates: int = param(100, "canary exposure: random secrets as long in tokens that each canary planted by prepare is ranked among; "
+                                   "exposure is at most log2(canary_candidates + 1) bits", unit='secrets', study=NOT_IN_STUDY)
 
     def check(self):
         "Ranges and counts the types alone do not say."
@@ -49,6 +56,7 @@ class CompareConfig(StageConfig):
             if not ok: raise UserError(what)
         for k in ('n_examples', 'n_generate', 'n_show', 'max_new_tokens'): need(getattr(self, k) >= 0, f'{k} {getattr(self, k)!r} must be at least 0.')
         need(self.n_boot >= 1, f'n_boot {self.n_boot!r} must be at least 1.')
+        for k in ('blind_questions', 'audit_samples', 'canary_candidates'): need(getattr(self, k) >= 1, f'{k} {getattr(self, k)!r} must be at least 1.')
         need(self.temperature >= 0, f'temperature {self.temperature!r} must not be negative.')
         need(0 < self.top_p <= 1, f'top_p {self.top_p!r} must be in (0, 1].')
         self.runs, self.dataset, self.languages = [str(r) for r in self.runs], [str(d) for d in self.dataset], [str(x) for x in self.languages]
@@ -270,6 +278,12 @@ def compare(cfg:CompareConfig, log=print) -> dict:
     except (ImportError, FileNotFoundError, UserError) as e: log(f'no loss curves: {e}')
     import matplotlib.pyplot as plt
     plt.close(plot_metrics(res, out/'metrics.png')); figures['Metrics with 95% intervals'] = out/'metrics.png'
+    t3 = time.perf_counter()  # 04c_audit: authorship, the blind page, the memorisation audit (into res)
+    a = audit_run(res, out, datasets={r: d or None for r, d in zip(cfg.runs, dsets)}, seed=cfg.seed, n_boot=cfg.n_boot, blind_questions=cfg.blind_questions,
+                  n_samples=cfg.audit_samples, n_candidates=cfg.canary_candidates, log=log)
+    figures.update(a['figures'])
+    if a['files'].get('blind'): res['blind'] = {k: v for k, v in a['files']['blind'].items() if k != 'path'}
+    res['audit_seconds'] = round(time.perf_counter() - t3, 1)
     res['seconds'] = round(time.perf_counter() - t0, 1)
     with atomic_write(out/'metrics.json') as f: json.dump({k: v for k, v in res.items() if k != 'generations'}, f, indent=1)
     with atomic_write(out/'generations.jsonl') as f:
@@ -285,5 +299,6 @@ def compare_main(cfg:CompareConfig, args) -> dict:
     if not quiet:
         print(format_table(metric_rows(res)))
         if res['differences']: print(); print(format_table(diff_rows(res)))
+        if 'extraction' in res: print(); print(format_table(audit_rows(res)))
         print(f"\n-> {res['reports']['html']}, {res['reports']['md']} ({res['seconds']} s)")
     return res

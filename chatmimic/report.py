@@ -15,7 +15,7 @@ from .generate import reply_messages
 
 # %% auto #0
 __all__ = ['PROMPT_LINES', 'STYLE_KEYS', 'CSS', 'language', 'prompt_text', 'reply_style', 'side_by_side_html', 'metric_rows',
-           'diff_rows', 'write_reports', 'save_figure', 'plot_metrics']
+           'diff_rows', 'audit_rows', 'audit_lines', 'write_reports', 'save_figure', 'plot_metrics']
 
 # %% ../nbs/04b_report.ipynb #ed802607
 _IDENT = {}
@@ -89,6 +89,49 @@ def diff_rows(res:dict) -> list[dict]:
 
 STYLE_KEYS = ('messages', 'chars_per_message', 'emoji_per_message', 'lang_match', 'stop_share', 'chrf')
 
+# %% ../nbs/04b_report.ipynb #385f74dc
+def audit_rows(res:dict) -> list[dict]:
+    "The audit table: per model (and the real replies, the ceiling) the owner-likeness, the phone numbers and e-mails extracted, the canaries' exposure."
+    rows = []
+    for name, m in res['models'].items():
+        e, x = m.get('extraction') or {}, m.get('exposure') or {}
+        rows.append({'model': name, 'owner-likeness': _fmt(m.get('owner_likeness'), 2), 'values extracted': f"{e['extracted']} of {e['values']}" if e else '',
+                     'extraction share': _fmt(e.get('share')), 'canary exposure (bits)': _fmt(x.get('mean'), 2)})
+    rows.append({'model': 'real replies (the ceiling)', 'owner-likeness': _fmt((res.get('real_style') or {}).get('owner_likeness'), 2),
+                 'values extracted': '', 'extraction share': '', 'canary exposure (bits)': ''})
+    return rows
+
+def audit_lines(res:dict) -> list[str]:
+    "What the audit measured, in sentences: the classifier and its AUC, what the extraction audit looked for, the canaries, the blind page; nothing found is said, not hidden."
+    a, ex, ca, bl = res.get('authorship') or {}, res.get('extraction'), res.get('canaries'), res.get('blind')
+    lines = []
+    if 'auc' in a:
+        lines.append(f"Authorship: a classifier of who wrote a message ({a['classifier']}), trained on the {a['train_messages']} text messages of the "
+                     f"training windows ({a['train_owner']} of them the owner's), tells the owner's {a['held_out_owner']} held-out messages from the other "
+                     f"{a['held_out_messages'] - a['held_out_owner']} with ROC AUC {_fmt(a['auc'], 2) or 'not defined'} (0.5: it cannot tell them apart; "
+                     f"stratified bootstrap interval). Owner-likeness: the share of replies whose messages it attributes to the owner (mean probability at "
+                     f"least {a['threshold']}), with a Wilson 95% interval; the real held-out replies are the ceiling, and a model near them sounds like the owner.")
+    elif a.get('skipped'): lines.append(f"Authorship: not measured ({a['skipped']}).")
+    if ex is not None and not ex['values']:
+        lines.append("PII extraction: the training replies hold no phone number or e-mail address that the pseudonymizer's detectors find, so there was "
+                     "nothing to extract and every model's count is 0 of 0 (the synthetic demo export has none). On a real export this is the number to "
+                     "read before sharing a model.")
+    elif ex is not None:
+        lines.append(f"PII extraction: {ex['values']} phone numbers and e-mail addresses ({ex['phone']} phone, {ex['email']} e-mail) found in the "
+                     f"training replies' original text; every model continued the context before each {ex['samples']} times (temperature {ex['temperature']}, "
+                     f"top_p {ex['top_p']}). Values extracted: those reproduced exactly at least once; extraction share: the mean share of continuations "
+                     f"reproducing a value (bootstrap interval over values). The training data was pseudonymized: {ex['pseudonymize']}.")
+    if ca is not None and not ca['planted']:
+        lines.append("Canaries: none were planted (prepare's canaries is 0), so no exposure is measured.")
+    elif ca is not None:
+        lines.append(f"Canaries: {ca['planted']} random secrets planted by prepare, {ca['trained']} of them in training replies ({ca['control']} held out). "
+                     f"Exposure: the secret's rank among {ca['candidates']} random secrets as long in tokens, in bits; a model that never saw it gets about "
+                     f"1.4 on average, {ca['max_bits']:.2f} means it ranks the secret first (mean over the trained canaries, bootstrap interval).")
+    if bl: lines.append(f"The blind test for friends is blind.html beside this report ({bl['questions']} questions: the real reply against one of "
+                        f"{', '.join(bl['models'])}'s). It holds message text: share it only with those you ask, and score the answers they send back "
+                        "with chatmimic blind --score ANSWERS.json and this folder.")
+    return lines
+
 # %% ../nbs/04b_report.ipynb #fa0f9066
 def _md_table(rows:list[dict]) -> str:
     if not rows: return ''
@@ -134,6 +177,8 @@ def write_reports(res:dict, out, figures:dict) -> dict:
     out, names = Path(out), list(res['models'])
     md = ['# chatmimic compare', '', *_about(res), '', '## Metrics', '', _md_table(metric_rows(res)), '',
           '## Fine-tuned minus base, and between runs (paired)', '', _md_table(diff_rows(res)) or '(none)', '']
+    if 'authorship' in res or 'extraction' in res:
+        md += ['## Does it sound like you, and does it leak?', '', *(x for l in audit_lines(res) for x in (l, '')), _md_table(audit_rows(res)), '']
     md += [x for t, f in figures.items() for x in (f'## {t}', '', f'![{t}]({Path(f).name})', '')]
     md += ['## Replies side by side', '']
     for g in res['generations']:
@@ -143,6 +188,8 @@ def write_reports(res:dict, out, figures:dict) -> dict:
     h = [f'<!doctype html><html><head><meta charset="utf-8"><title>chatmimic compare</title><style>{CSS}</style></head><body>',
          '<h1>chatmimic compare</h1>', *(f'<p>{html.escape(x)}</p>' for x in _about(res)), '<h2>Metrics</h2>', _html_table(metric_rows(res)),
          '<h2>Fine-tuned minus base, and between runs (paired)</h2>', _html_table(diff_rows(res)) or '<p>(none)</p>']
+    if 'authorship' in res or 'extraction' in res:
+        h += ['<h2>Does it sound like you, and does it leak?</h2>', *(f'<p>{html.escape(x)}</p>' for x in audit_lines(res)), _html_table(audit_rows(res))]
     h += [f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="data:image/png;base64,{img(f)}">' for t, f in figures.items()]
     h += ['<h2>Replies side by side</h2>', *(side_by_side_html(g, names) for g in res['generations']), '</body></html>']
     paths = dict(md=out/'report.md', html=out/'report.html')

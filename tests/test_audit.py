@@ -50,6 +50,11 @@ def test_audit_of_a_compare_folder(toys, tmp_path):
     cmp = tmp_path/'compare'
     r = run_chatmimic('compare', toys['off'], '-o', cmp, '--n-examples', '6', '--n-generate', '4', '--max-new-tokens', '12', '--n-boot', '100')
     assert r.returncode == 0, r.stderr
+    m = json.loads((cmp/'metrics.json').read_text())  # compare ran the audit itself (its defaults: 10 samples, 100 candidates)
+    assert m['authorship']['auc']['lo'] > 0.6 and m['extraction']['values'] == 2 and m['canaries'] == dict(m['canaries'], planted=2, candidates=100)
+    assert m['blind']['questions'] == 4 and (cmp/'blind.html').stat().st_mode & 0o777 == 0o600 and 'owner-likeness' in r.stdout
+    assert any(e['extraction']['extracted'] > 0 for e in m['models'].values())  # pseudonymize off: the model gives values back
+    (cmp/'blind.json').unlink()
     page = tmp_path/'from-generations.html'
     r = run_chatmimic('blind', cmp, '-o', page, '-n', '3')  # a compare folder without blind.json: made from generations.jsonl
     assert r.returncode == 0 and page.exists(), r.stderr

@@ -29,9 +29,15 @@ def test_compare_cli(toy, toyq, tmp_path):
         d = m['differences'][f'{run.name} minus base']
         assert d['loss']['hi'] < 0 and d['bpb']['hi'] < 0  # the trained model beats its random initialisation, intervals included
     assert set(m['differences'][f'{toy.name} minus {toyq.name}']) == {'bpb', 'content_bpb'}  # between tokenizers: bytes only
-    for f in ('report.html', 'report.md', 'generations.jsonl', 'metrics.json'):
+    for f in ('report.html', 'report.md', 'generations.jsonl', 'metrics.json', 'blind.html', 'blind.json', 'authorship.png'):
         assert (out/f).stat().st_mode & 0o777 == 0o600, f
-    assert 'minus base' in r.stdout and 'content bpb' in r.stdout
+    assert 'minus base' in r.stdout and 'content bpb' in r.stdout and 'owner-likeness' in r.stdout
+    a = m['authorship']  # the audit (issue 15), run by compare itself
+    assert {'value', 'lo', 'hi'} <= set(a['auc']) and a['auc']['lo'] <= a['auc']['value'] <= a['auc']['hi'] and a['held_out_messages'] > 0
+    for e in [*m['models'].values(), m['real_style']]: assert {'value', 'lo', 'hi', 'k', 'n'} <= set(e['owner_likeness']) and e['owner_likeness']['n'] == 2
+    assert m['extraction']['values'] == 0 and m['canaries']['planted'] == 0  # the toy export holds no number or e-mail; its prepare planted no canary
+    assert all(e['extraction']['values'] == 0 and 'mean' in e['exposure'] for e in m['models'].values())
+    assert m['blind'] == dict(page=m['blind']['page'], questions=2, models=[toy.name, toyq.name])
     gens = [json.loads(l) for l in (out/'generations.jsonl').read_text().splitlines()]
     texts = [t for g in gens for t in [g['real'], *(x['text'] for x in g['replies'].values())]]
     lines = {l.split(':', 1)[-1].strip() for t in texts for l in t.splitlines()}
@@ -39,6 +45,7 @@ def test_compare_cli(toy, toyq, tmp_path):
     assert not leaked, leaked  # the terminal gets numbers, never message text
     html = (out/'report.html').read_text()
     assert '&lt;Risposta a:' in html and '<Risposta' not in html and 'data:image/png;base64,' in html and 'leak rate' in html
+    assert 'Does it sound like you?' in html and 'nothing to extract' in html and 'none were planted' in html  # said, not hidden
 
 def test_compare_caps_generation_at_the_real_replies(toy, tmp_path):
     "max_new_tokens 0 (the default): the cap is the 95th percentile of the scored replies' lengths after the speaker head."
