@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHea
 
 from .core import UserError, atomic_path, param, NOT_IN_STUDY
 from .models import model_source
-from .train import TrainConfig, demo_dataset, load_prepared, prepare_run_dir, train, _is_main
+from .train import TrainConfig, demo_dataset, load_prepared, prepare_run_dir, train, fit_embeddings, _is_main
 
 # %% auto #0
 __all__ = ['STAND_IN', 'STAND_IN_LABEL', 'FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'DEMO', 'TrainFullConfig', 'use_fast_activation',
@@ -81,10 +81,7 @@ def build_model(name:str, tok, block_size:int, dropout:float=0.1, seed:int=0, ou
             raise UserError(f"{name}: cannot load this model ({str(e).splitlines()[0][:160]}); pass a local folder, "
                             f"a model already downloaded, or {STAND_IN} for the offline stand-in.")
         info = dict(kind='full', model=name, base=name, stand_in=None)
-    n_vocab = model.get_input_embeddings().num_embeddings
-    if len(tok) > n_vocab:
-        raise UserError(f'{name}: the dataset\'s tokenizer has {len(tok)} tokens, the model only {n_vocab}: '
-                        'prepare the dataset with this model\'s tokenizer (chatmimic prepare --tokenizer).')
+    info['added_tokens'] = fit_embeddings(model, tok, seed)  # a template's added tokens (chatml): new rows, trained with the rest
     return model, info
 
 # %% ../nbs/02_train_gpt2_full.ipynb #6c0a571c

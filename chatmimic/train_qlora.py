@@ -13,13 +13,14 @@ import torch
 from .core import UserError, user_error, atomic_path, atomic_write, param, NOT_IN_STUDY
 from .models import model_config, model_source
 from .qlora_plan import LORA_TARGETS, BACKENDS, GiB, select_backend, qlora_plan, format_plan
-from .train import TrainConfig, train, load_prepared, demo_dataset, resolve_precision, DTYPES, load_base, load_trained, _is_main
+from .train import (TrainConfig, train, load_prepared, demo_dataset, resolve_precision, DTYPES, load_base, load_trained, fit_embeddings,
+                             generate_ids, next_turn, mask_for, _is_main)
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'GEMMA_NOTICE', 'DEMO', 'QLoRAConfig', 'lora_config', 'load_qlora_model', 'ends_with_stop', 'stop_rate',
-           'add_gemma_notice', 'run_qlora', 'load_qlora', 'merge', 'find_converter', 'export_gguf',
+__all__ = ['log', 'GEMMA_NOTICE', 'DEMO', 'QLoRAConfig', 'lora_config', 'train_token_ids', 'load_qlora_model', 'ends_with_stop',
+           'stop_rate', 'add_gemma_notice', 'run_qlora', 'load_qlora', 'merge', 'find_converter', 'export_gguf',
            'add_train_qlora_args', 'train_qlora_main']
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #703e31dc
@@ -40,6 +41,8 @@ class QLoRAConfig(TrainConfig):
     backend: str = param('auto', 'auto: unsloth when a GPU and unsloth are there, else transformers + peft + bitsandbytes', choices=BACKENDS, study='unsloth')
     gradient_checkpointing: bool = param(True, "recompute activations in the backward pass: less memory, ~30% slower; what fits the study's 8 GB card (03a_qlora_plan)",
                                          study=NOT_IN_STUDY)
+    train_tokens: bool = param(True, "the template's terminator and any token the template added get trainable embedding rows (peft's trainable_token_indices): "
+                                      'without them a LoRA run cannot move the frozen terminator row and the model never learns to stop', study=False)
     stop_examples: int = param(100, 'held-out test prompts generated from after training to measure the stop rate (stop_rate.json); 0 = none',
                                unit='prompts', study=NOT_IN_STUDY)
     max_new_tokens: int = param(64, 'generation budget of the stop-rate check', unit='tokens', study=NOT_IN_STUDY)
@@ -56,22 +59,33 @@ class QLoRAConfig(TrainConfig):
         need(self.stop_examples >= 0 and self.max_new_tokens >= 1, f'stop_examples {self.stop_examples!r} must be at least 0 and max_new_tokens {self.max_new_tokens!r} at least 1.')
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #230abef3
-def lora_config(cfg:QLoRAConfig):
-    "peft's LoRA configuration for `cfg`."
+def lora_config(cfg:QLoRAConfig, token_ids=()):
+    "peft's LoRA configuration for `cfg`, with trainable embedding rows for `token_ids` (a tied output layer follows them)."
     from peft import LoraConfig
     return LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=list(cfg.lora_targets),
-                      bias='none', task_type='CAUSAL_LM')
+                      bias='none', task_type='CAUSAL_LM', trainable_token_indices=sorted(token_ids) or None)
 
-def load_qlora_model(cfg:QLoRAConfig, backend:str='peft', block_size:int=1024):
-    "The base model with LoRA adapters on `cfg.lora_targets`, ready to train, through `backend` ('peft' or 'unsloth')."
+def train_token_ids(cfg:QLoRAConfig, added:list[int], stop_id:int|None) -> list[int]:
+    "The embedding rows a LoRA run trains: the tokens the template added and its terminator (with `cfg.train_tokens`); added tokens without it are a `UserError`."
+    if added and not cfg.train_tokens:
+        raise UserError(f'the template added {len(added)} tokens whose embeddings a LoRA adapter cannot learn; set train_tokens true or prepare with template model or paper.')
+    return sorted(set(added) | ({stop_id} if cfg.train_tokens and stop_id is not None else set()))
+
+def load_qlora_model(cfg:QLoRAConfig, backend:str='peft', block_size:int=1024, tok=None, stop_id:int|None=None):
+    "The base model (embeddings grown to `tok`) with LoRA adapters on `cfg.lora_targets` and the terminator's row trainable, ready to train, through `backend` ('peft' or 'unsloth')."
     precision = resolve_precision(cfg.precision)
     if backend == 'unsloth':  # NOT RUN in this repo's tests (no GPU): unsloth's documented FastLanguageModel API
         from unsloth import FastLanguageModel
+        import inspect
         m, _ = FastLanguageModel.from_pretrained(model_name=model_source(cfg.model), max_seq_length=block_size,
                                                  dtype=None if precision == 'fp32' else DTYPES[precision], load_in_4bit=cfg.load_in_4bit)
+        ids = train_token_ids(cfg, fit_embeddings(m, tok) if tok is not None else [], stop_id)
+        kw = dict(trainable_token_indices=ids) if ids else {}
+        if kw and 'trainable_token_indices' not in inspect.signature(FastLanguageModel.get_peft_model).parameters:
+            raise UserError('this unsloth version cannot train single embedding rows (trainable_token_indices); set train_tokens false or use --backend peft.')
         return FastLanguageModel.get_peft_model(m, r=cfg.lora_rank, target_modules=list(cfg.lora_targets), lora_alpha=cfg.lora_alpha,
                                                 lora_dropout=cfg.lora_dropout, bias='none', random_state=cfg.seed,
-                                                use_gradient_checkpointing='unsloth' if cfg.gradient_checkpointing else False)
+                                                use_gradient_checkpointing='unsloth' if cfg.gradient_checkpointing else False, **kw)
     from peft import get_peft_model
     torch.manual_seed(cfg.seed)  # LoRA's A matrices are random
     m = load_base(cfg.model, cfg.load_in_4bit, precision)
@@ -79,7 +93,8 @@ def load_qlora_model(cfg:QLoRAConfig, backend:str='peft', block_size:int=1024):
     if cfg.gradient_checkpointing:
         m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
         m.enable_input_require_grads()
-    return get_peft_model(m, lora_config(cfg))
+    ids = train_token_ids(cfg, fit_embeddings(m, tok) if tok is not None else [], stop_id)
+    return get_peft_model(m, lora_config(cfg, ids))
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #3f872dd9
 def ends_with_stop(ds, stop_id:int) -> bool:
@@ -87,21 +102,17 @@ def ends_with_stop(ds, stop_id:int) -> bool:
     return all(r['labels'][-1] == stop_id and r['labels'][r['prompt_len'] - 1] == -100 for r in ds)
 
 @torch.no_grad()
-def stop_rate(model, tok, ds, stop_id:int, n:int=16, max_new_tokens:int=32, batch_size:int=4) -> dict:
-    "Share of the first `n` prompts of `ds` whose greedy continuation emits `stop_id` within `max_new_tokens`."
-    rows, stopped, lengths = ds.select(range(min(n, len(ds)))), 0, []
-    dev, pad = model.get_input_embeddings().weight.device, tok.pad_token_id
+def stop_rate(model, tok, ds, stop_id:int, n:int=16, max_new_tokens:int=32, batch_size:int=4, mask:str='causal', turn=None) -> dict:
+    "Share of the first `n` prompts of `ds` whose greedy reply ends on its own within `max_new_tokens`: by `stop_id`, or where the next turn (`turn`) begins."
+    rows, how, lengths = ds.select(range(min(n, len(ds)))), [], []
     for i in range(0, len(rows), batch_size):
-        ps = [r['input_ids'][:r['prompt_len']] for r in rows.select(range(i, min(i + batch_size, len(rows))))]
-        T = max(map(len, ps))
-        ids = torch.tensor([[pad] * (T - len(p)) + p for p in ps], device=dev)  # left padding: every prompt ends where generation starts
-        att = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in ps], device=dev)
-        out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=stop_id, pad_token_id=pad, use_cache=True)[:, T:]
-        hit = (out == stop_id)
-        stopped += int(hit.any(1).sum())
-        lengths += [int(h.nonzero()[0]) + 1 if h.any() else max_new_tokens for h in hit]
-    return dict(stop_rate=stopped / len(rows), n=len(rows), stopped=stopped, mean_new_tokens=sum(lengths) / len(rows), max_new_tokens=max_new_tokens)
+        b = rows.select(range(i, min(i + batch_size, len(rows))))
+        ps = [r['input_ids'][:r['prompt_len'] + (mask == 'prefix')] for r in b]  # the prefix mask: the reply's first token follows the prompt
+        gs = generate_ids(model, tok, ps, stop_id, max_new_tokens, mask, [r['prompt_len'] for r in b], turn)
+        how += [g['stop'] for g in gs]; lengths += [len(g['ids']) + (g['stop'] == 'terminator') for g in gs]
+    k = lambda s: sum(h == s for h in how)
+    return dict(stop_rate=(k('terminator') + k('header')) / len(rows), n=len(rows), stopped=k('terminator') + k('header'), terminator=k('terminator'),
+                header=k('header'), mean_new_tokens=sum(lengths) / len(rows), max_new_tokens=max_new_tokens, mask=mask)
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #eca3eea0
 GEMMA_NOTICE = ("This model is derived from Google's Gemma weights ({base}). Gemma is provided under and subject to the Gemma Terms "
@@ -121,19 +132,18 @@ def add_gemma_notice(folder, base:str) -> bool:
 def run_qlora(cfg:QLoRAConfig, quiet:bool=False):
     "Train `cfg` (dataset '' = the demo dataset at `cfg.block_size`) and measure its stop rate; returns the trained model, its tokenizer and the final metrics."
     say = (lambda *a: None) if quiet else print
-    backend, why = select_backend(cfg.backend, cfg.load_in_4bit)  # an impossible backend is refused before anything is built
-    log.info('backend %s: %s', backend, why); say(f'backend {backend}: {why}')
+    select_backend(cfg.backend, cfg.load_in_4bit, cfg.pack)  # an impossible backend is refused before anything is built
     data = cfg.dataset or str(demo_dataset('qlora', 'gemma3-270m', 'model', cfg.block_size))
     dsd, stats, tok = load_prepared(data)
-    block = int(stats['config']['block_size'])
-    model = load_qlora_model(cfg, backend, block)
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tok) > rows: raise user_error(cfg.dataset or 'the dataset', f'its tokenizer has {len(tok)} tokens but {cfg.model} has {rows} embeddings',
-                                         'prepare it with template model or paper (chatml adds tokens a LoRA run cannot learn)')
-    plan = qlora_plan(replace(cfg, block_size=block))
+    block, mask, stop_id = int(stats['config']['block_size']), stats['config'].get('mask', 'causal'), stats['stop_token_id']
+    backend, why = select_backend(cfg.backend, cfg.load_in_4bit, cfg.pack, mask)  # the dataset's mask too
+    log.info('backend %s: %s', backend, why); say(f'backend {backend}: {why}')
+    model = load_qlora_model(cfg, backend, block, tok, stop_id)
+    tokens = sorted(getattr(model.peft_config['default'], 'trainable_token_indices', None) or []) if hasattr(model, 'peft_config') else []
+    plan = qlora_plan(replace(cfg, block_size=block), n_tokens=len(tokens))
     info = dict(kind='qlora', model=cfg.model, base=model_source(cfg.model), dataset=data, load_in_4bit=cfg.load_in_4bit,
                 quantization='nf4-double' if cfg.load_in_4bit else None, precision=resolve_precision(cfg.precision), backend=backend,
-                backend_reason=why, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_targets=cfg.lora_targets)
+                backend_reason=why, lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_targets=cfg.lora_targets, trainable_tokens=tokens)
     m = train(model, tok, dsd, stats, replace(cfg, dataset=data), info, params=dict(backend_used=backend, backend_reason=why))
     if not _is_main(): return model, tok, m
     out = Path(cfg.out)
@@ -144,10 +154,12 @@ def run_qlora(cfg:QLoRAConfig, quiet:bool=False):
         say(f"GPU memory: measured peak {m['peak_memory_bytes'] / GiB:.2f} GiB, estimated {plan['memory']['qlora']['total'] / GiB:.2f} GiB")
     if cfg.stop_examples and 'test' in dsd:
         model.eval(); model.config.use_cache = True
-        with model.disable_adapter(): base = stop_rate(model, tok, dsd['test'], stats['stop_token_id'], cfg.stop_examples, cfg.max_new_tokens)
-        tuned = stop_rate(model, tok, dsd['test'], stats['stop_token_id'], cfg.stop_examples, cfg.max_new_tokens)
+        turn = next_turn(stats['template'], stats.get('owner') or stats['config'].get('owner') or '')
+        with model.disable_adapter(): base = stop_rate(model, tok, dsd['test'], stop_id, cfg.stop_examples, cfg.max_new_tokens, mask='causal', turn=turn)
+        tuned = stop_rate(model, tok, dsd['test'], stop_id, cfg.stop_examples, cfg.max_new_tokens, mask=mask_for('model', dict(mask=mask)), turn=turn)
         with atomic_write(out/'stop_rate.json') as f: json.dump(dict(base=base, tuned=tuned), f, indent=1)
-        say(f"stop rate on {tuned['n']} held-out prompts: base {base['stop_rate']:.2f}, tuned {tuned['stop_rate']:.2f}")
+        say(f"stop rate on {tuned['n']} held-out prompts: base {base['stop_rate']:.2f}, tuned {tuned['stop_rate']:.2f} "
+            f"({tuned['terminator']} by the terminator, {tuned['header']} at the next speaker's line)")
     return model, tok, m
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #350ea02c

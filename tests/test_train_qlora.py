@@ -101,7 +101,8 @@ def test_train_reload_merge(tiny, gemma_ds, tmp_path):
     assert (out/'model'/'adapter_model.safetensors').exists() and not (out/'model'/'adapter_model.bin').exists()
     info = json.loads((out/'model'/'chatmimic.json').read_text())
     assert info['load_in_4bit'] and info['backend'] == 'peft' and info['backend_reason']
-    assert json.loads((out/'plan.json').read_text())['trainable_params'] == m['trainable_params']
+    plan = json.loads((out/'plan.json').read_text())
+    assert plan['trainable_params'] + plan['token_params'] == m['trainable_params'] and plan['trainable_tokens'] == len(info['trainable_tokens']) == 1  # LoRA and the terminator's row
     sr = json.loads((out/'stop_rate.json').read_text())
     assert sr['base']['n'] == sr['tuned']['n'] == 3 and all(sr[k]['max_new_tokens'] == 4 for k in sr)
     assert yaml.safe_load((out/'params.yaml').read_text())['validation_examples'] == 4
