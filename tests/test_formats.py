@@ -77,7 +77,9 @@ def test_cli_all_formats_end_to_end(tmp_path):
              'legacy': ([d/'legacy'/'msgstore.db'], synth_exports.expected(truth, 'legacy', me=OWNER, contacts=False)),
              'txt': ([d/'txt', '--tz', synth_exports.TXT_OPTIONS['tz']], synth_exports.expected(truth, 'txt', me=OWNER, **synth_exports.TXT_OPTIONS)),
              'telegram': ([d/'telegram'], synth_exports.expected(truth, 'telegram', me=OWNER)),
-             'messenger': ([d/'messenger'], synth_exports.expected(truth, 'messenger', me=OWNER))}
+             'messenger': ([d/'messenger'], synth_exports.expected(truth, 'messenger', me=OWNER)),
+             'ios': ([d/'iphone-backup'], synth_exports.expected(truth, 'ios', me=OWNER)),  # the backup folder
+             'signal': ([d/'signal', '--tz', synth_exports.TXT_OPTIONS['tz']], synth_exports.expected(truth, 'signal', me=OWNER, tz=synth_exports.TXT_OPTIONS['tz']))}
     for name, (args, exp) in cases.items():
         out = tmp_path/f'{name}.jsonl'
         r = run_chatmimic('parse', *args, '--me', OWNER, '-o', out, '-q')

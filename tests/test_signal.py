@@ -3,7 +3,7 @@ history as the WhatsApp files of the same invented people, and bad input through
 exit status 2, nothing written. All data here is invented."""
 from collections import Counter
 import pytest
-from chatmimic.parse import ParseOptions, parse_inputs, read_jsonl
+from chatmimic.parse import ParseOptions, parse_inputs
 from chatmimic import synth, synth_exports
 from chatmimic.synth_exports import write_signal, signal_folders
 from conftest import run_chatmimic, assert_user_error
@@ -33,16 +33,6 @@ def test_same_history_as_whatsapp(truth, tmp_path):
     calls = sum(e.action == 'call' for c in truth.chats for e in c.events)
     notices = sum(e.kind == 'system' and e.action not in ('e2e', 'reaction') for c in truth.chats for e in c.events)
     assert sum(m.kind == 'system' for m in sig) == notices and calls > 0  # Signal shows calls, WhatsApp's tables do not
-
-def test_cli_synth_then_parse(tmp_path):
-    "What a user runs: `chatmimic synth --formats signal`, then `chatmimic parse` on the export folder with the computer's --tz."
-    d = tmp_path/'export'
-    r = run_chatmimic('synth', d, '--messages', 300, '--seed', 1, '--formats', 'signal')
-    assert r.returncode == 0, r.stderr
-    out = tmp_path/'signal.jsonl'
-    r = run_chatmimic('parse', d/'signal', '--me', OWNER, '--tz', synth_exports.TXT_OPTIONS['tz'], '-o', out, '-q')
-    assert r.returncode == 0, r.stderr
-    check(read_jsonl(out), synth_exports.expected(synth.make_truth(300, seed=1, owner=OWNER), 'signal', me=OWNER, tz=synth_exports.TXT_OPTIONS['tz']))
 
 def truncated(d):
     raw = d.read_text(); d.write_text(raw[:len(raw) - 30]); return 'truncated file'

@@ -69,16 +69,6 @@ def test_password_flag(truth, backups, tmp_path):
     assert r.returncode == 2 and 'cannot be opened with this password' in r.stderr and 'hunter2' not in r.stderr
     assert not (tmp_path/'wrong.jsonl').exists()
 
-def test_cli_synth_then_parse(tmp_path):
-    "What a user runs: `chatmimic synth --formats ios`, then `chatmimic parse` on the backup folder."
-    d = tmp_path/'export'
-    r = run_chatmimic('synth', d, '--messages', 300, '--seed', 1, '--formats', 'ios')
-    assert r.returncode == 0, r.stderr
-    out = tmp_path/'ios.jsonl'
-    r = run_chatmimic('parse', d/'iphone-backup', '--me', OWNER, '-o', out, '-q')
-    assert r.returncode == 0, r.stderr
-    check(read_jsonl(out), synth_exports.expected(synth.make_truth(300, seed=1, owner=OWNER), 'ios', me=OWNER))
-
 def no_whatsapp(truth, tmp):
     return write_ios_backup(truth, tmp/'NoWhatsApp', whatsapp=False), 'is an iPhone backup without WhatsApp', {}
 
