@@ -11,7 +11,7 @@ from transformers import TextStreamer
 from .core import UserError, user_error
 from .parse import Message, iso_utc
 from .prepare import Template, render_example
-from .generate import run_info, load_run, dataset_path, owner_of, generate_reply, reply_messages
+from .generate import run_info, load_run, dataset_path, owner_of, generate_reply, reply_messages, mask_for, next_turn
 
 # %% auto #0
 __all__ = ['chat_prompt', 'message', 'chat_loop', 'add_chat_args', 'chat_main']
@@ -42,16 +42,23 @@ def message(chat:str, n:int, sender:str, text:str, me:str) -> Message:
 
 # %% ../nbs/04a_chat.ipynb #2cfebcd5
 class _Streamer(TextStreamer):
-    "A TextStreamer that writes to a stream instead of printing."
-    def __init__(self, tok, out, **kw): super().__init__(tok, skip_prompt=True, skip_special_tokens=True, **kw); self.out = out
+    "A TextStreamer that writes to a stream instead of printing, holding back a new line until it is clear that it does not open another speaker's turn (`turn`)."
+    def __init__(self, tok, out, turn=None, **kw):
+        super().__init__(tok, skip_prompt=True, skip_special_tokens=True, **kw); self.out, self.turn, self.held = out, turn, ''
     def on_finalized_text(self, text:str, stream_end:bool=False):
-        self.out.write(text); self.out.flush()
+        self.held += text
+        m = self.turn.search(self.held) if self.turn is not None else None
+        if m: self.held = self.held[:m.start()]; stream_end = True  # another speaker's line: dropped
+        cut = len(self.held) if stream_end or self.turn is None else self.held.rfind('\n') if '\n' in self.held else len(self.held)
+        self.out.write(self.held[:cut]); self.out.flush()
+        self.held = '' if stream_end else self.held[cut:]
 
 def chat_loop(model, tok, tpl:Template, me:str, chat:str, friend:str, budget:int, inp=sys.stdin, out=sys.stdout,
-              max_new_tokens:int=40, temperature:float=0.8, top_p:float=0.95, seed:int=0, ask:bool=False) -> list[Message]:
+              max_new_tokens:int=40, temperature:float=0.8, top_p:float=0.95, seed:int=0, ask:bool=False, mask:str='causal') -> list[Message]:
     "Read the friend's messages from `inp`, stream the clone's replies to `out`; returns the history kept."
     history, clean, head, n = [], _clean(tok), tpl.head.format(sender=me), 0
-    stop = tok.convert_tokens_to_ids(tpl.stop)
+    stop, turn = tok.convert_tokens_to_ids(tpl.stop), next_turn(tpl, me)
+    n_head = len(tok(head, add_special_tokens=False)['input_ids'])
     while True:
         if ask: out.write(f'{friend}: '); out.flush()
         line = inp.readline()
@@ -61,7 +68,7 @@ def chat_loop(model, tok, tpl:Template, me:str, chat:str, friend:str, budget:int
         n += 1; history.append(message(chat, n, friend, text, me))
         ids, history = chat_prompt(history, chat, tpl, me, tok, budget)
         out.write(head); out.flush()
-        g = generate_reply(model, tok, ids, stop, max_new_tokens, temperature, top_p, seed + n, streamer=_Streamer(tok, out))
+        g = generate_reply(model, tok, ids, stop, max_new_tokens, temperature, top_p, seed + n, n_head=n_head, streamer=_Streamer(tok, out, turn), mask=mask, turn=turn)
         out.write('\n' if not g['text'].endswith('\n') else ''); out.flush()
         for m in reply_messages(head + g['text'], head):
             n += 1; history.append(message(chat, n, me, m, me))
@@ -91,5 +98,7 @@ def chat_main(args):
     model, tok, info = load_run(args.run)
     ask = sys.stdin.isatty()
     if ask: print(f"Talking to {me}'s clone in '{args.chat}' as {args.friend}; /quit or Ctrl-D ends.", file=sys.stderr)
+    try: stats = json.loads((dataset_path(args.run, info)/'stats.json').read_text())
+    except UserError: stats = None  # the mask is in chatmimic.json since issue 13; older runs: the dataset's, else causal
     chat_loop(model, tok, Template(**info['template']), me, args.chat, args.friend, block - args.max_new_tokens, sys.stdin, sys.stdout,
-              args.max_new_tokens, args.temperature, args.top_p, args.seed, ask)
+              args.max_new_tokens, args.temperature, args.top_p, args.seed, ask, mask_for('model', info, stats))

@@ -12,6 +12,7 @@ import torch
 from .core import UserError, user_error
 from .models import cache_dir
 from .prepare import Template
+from .train import generate_ids, mask_for, next_turn  # noqa: F401 (compare and chat take all three from here) the one generation function, which the stop-rate check uses too
 
 # %% auto #0
 __all__ = ['TOY_KINDS', 'run_info', 'dataset_path', 'owner_of', 'toy_runs', 'unpack_4bit', 'load_run', 'reply_ids',
@@ -139,19 +140,12 @@ def reply_ids(row, tpl:Template, me:str, tok, budget:int|None=None) -> list[int]
     return ids[:h] + ids[s if s is not None else h + need:]
 
 def generate_reply(model, tok, ids:list[int], stop_id:int, max_new_tokens:int=40, temperature:float=0.8, top_p:float=0.95,
-                   seed:int=0, n_head:int=0, streamer=None) -> dict:
-    "Sample a continuation of `ids` until the stop token: its text (the last `n_head` prompt tokens, the speaker head, included), whether it stopped, its tokens."
-    x = torch.tensor([ids], device=model.device)
-    sample = temperature > 0
-    torch.manual_seed(seed)
-    out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=sample, max_new_tokens=max_new_tokens,
-                         temperature=temperature if sample else None, top_p=top_p if sample else None, top_k=0,
-                         use_cache=True, eos_token_id=stop_id, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else stop_id, streamer=streamer)
-    new = out[0, len(ids):].tolist()
-    stopped = stop_id in new
-    if stopped: new = new[:new.index(stop_id)]
-    text = tok.decode(ids[len(ids) - n_head:] + new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    return dict(text=text, stopped=stopped, tokens=len(new))
+                   seed:int=0, n_head:int=0, streamer=None, mask:str='causal', turn=None) -> dict:
+    "Sample a continuation of `ids` (a prompt and its last `n_head` tokens, the speaker head) until the stop token or the next turn (`turn`), under `mask`: its text (the head included), whether and how it stopped, its tokens."
+    if mask == 'prefix' and n_head < 1: raise ValueError("the prefix mask needs n_head: the reply's tokens after the prompt")
+    g = generate_ids(model, tok, [ids], stop_id, max_new_tokens, mask, [len(ids) - n_head], turn, temperature, top_p, seed, streamer)[0]
+    text = tok.decode(ids[len(ids) - n_head:] + g['ids'], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return dict(text=text, stopped=g['stop'] is not None, stop=g['stop'], tokens=len(g['ids']))
 
 def reply_messages(text:str, head:str) -> list[str]:
     "The messages of a reply: split where a line opens with the owner's speaker head, heads removed."
