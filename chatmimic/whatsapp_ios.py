@@ -196,3 +196,5 @@ def read_whatsapp_ios(path, opts:ParseOptions, data=None) -> Iterator[Message]:
     with decrypted_backup(folder, backup_password(folder, opts)) as files:
         if 'ChatStorage.sqlite' not in files: raise none()
         yield from read_chatstorage(files['ChatStorage.sqlite'], opts, folder, opts.contacts or files.get('ContactsV2.sqlite'))
+
+read_whatsapp_ios.ordered = True  # parse.number_chats: chats one after another (ranked as on Android), each in time order: streamed, never held
