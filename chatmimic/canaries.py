@@ -43,8 +43,8 @@ def plant_canaries(tb:pa.Table, owner:str, n:int, seed:int=0, repeats:int=1, dig
     pool = np.flatnonzero(own & np.array([x is not None and bool(times) and x <= times[int(early * (len(times) - 1))] for x in t]))
     need = n * repeats
     if len(pool) < need:
-        raise UserError(f"{n} canaries planted {repeats} times need {need} of {owner}'s text messages from the earliest {early:.0%}, "
-                        f"and there are {len(pool)}; plant fewer canaries.")
+        raise UserError(f"{n} canaries planted {repeats} times need {need} of {owner}'s text messages from the earliest {early:.0%}"
+                        f"{f' on or after {min_date}' if min_date else ''}, and there are {len(pool)}; plant fewer canaries or lower min_date.")
     rng = np.random.default_rng(seed)
     anchors, secrets = rng.choice(pool, need, replace=False), random_secrets(n, seed, digits)
     first = max(tb.column('id').to_pylist()) + 1

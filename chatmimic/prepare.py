@@ -586,7 +586,8 @@ def select_messages(msgs, cfg:PrepareConfig, path='messages') -> Selection:
     "The owner, pseudonymized stream and split of replies of `msgs` (messages or their Arrow table)."
     t0, tb = time.perf_counter(), msgs if isinstance(msgs, pa.Table) else messages_table(msgs)
     owner, ps = cfg.owner or find_owner(tb, path), None
-    try: tb, canaries = plant_canaries(tb, owner, cfg.canaries, cfg.seed, min_date=cfg.min_date)  # before the pseudonyms: text like any other
+    mine = cfg.canaries and pc.any(pc.equal(tb.column('sender'), owner)).as_py()  # none: message_stream says the owner has no message
+    try: tb, canaries = plant_canaries(tb, owner, cfg.canaries, cfg.seed, min_date=cfg.min_date) if mine else (tb, [])  # before the pseudonyms
     except UserError as e: raise UserError(f'{path}: {e}') from None  # too few of the owner's messages to plant them among
     if cfg.pseudonymize != 'off': tb, ps = pseudonymize_table(tb, owner, names=cfg.pseudonymize == 'names')
     st, info = message_stream(tb, owner, cfg.max_gap, path)
