@@ -12,11 +12,11 @@ import torch
 from .core import UserError, user_error
 from .models import cache_dir
 from .prepare import Template
-from .train import generate_ids, mask_for, next_turn  # noqa: F401 (compare and chat take all three from here) the one generation function, which the stop-rate check uses too
+from .train import generate_ids, mask_for, next_turn, unpack_4bit  # noqa: F401 (compare and chat take them from here) the one generation function, which the stop-rate check uses too
 
 # %% auto #0
-__all__ = ['TOY_KINDS', 'run_info', 'dataset_path', 'owner_of', 'toy_runs', 'unpack_4bit', 'load_run', 'reply_ids',
-           'generate_reply', 'reply_messages']
+__all__ = ['TOY_KINDS', 'run_info', 'dataset_path', 'owner_of', 'toy_runs', 'load_run', 'reply_ids', 'generate_reply',
+           'reply_messages']
 
 # %% ../nbs/03b_generate.ipynb #5cae7e05
 def run_info(run) -> dict:
@@ -100,24 +100,6 @@ def _cached_toy_runs(kinds:tuple, *args) -> list[Path]:
     return [path/f'train_{k}' for k in TOY_KINDS if k in kinds]
 
 # %% ../nbs/03b_generate.ipynb #4cd7d2d8
-def unpack_4bit(model) -> int:
-    "Replace bitsandbytes' 4-bit linear layers by float32 ones holding the same dequantized weights; returns how many."
-    try: import bitsandbytes as bnb
-    except ImportError: return 0
-    n = 0
-    for mod in list(model.modules()):
-        for name, child in list(mod.named_children()):
-            if isinstance(child, bnb.nn.Linear4bit):
-                lin = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device=child.weight.device)
-                w, qs = child.weight.data, child.weight.quant_state
-                if getattr(qs, 'packing_format_for_cpu', False):  # repacked for bitsandbytes' bf16 CPU kernel by a forward: undone (bf16-lossy)
-                    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
-                    w, qs = _convert_weight_packed_for_cpu_inverse(w, qs)
-                lin.weight.data = bnb.functional.dequantize_4bit(w, qs).float()
-                if child.bias is not None: lin.bias.data = child.bias.data.float()
-                setattr(mod, name, lin); n += 1
-    return n
-
 def load_run(run, which:str='model'):
     "(model, tokenizer, info) of a run folder: the fine-tuned model (`which='model'`) or its base before fine-tuning, ready to evaluate."
     run_info(run)

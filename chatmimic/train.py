@@ -27,7 +27,7 @@ __all__ = ['PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'EXACT_MASKS', 'RUN_FILES',
            'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'needs_masks',
            'attention_guard', 'packing_error', 'NonFiniteLoss', 'prepare_run_dir', 'read_metrics', 'plot_losses',
            'device_name', 'resolve_precision', 'train', 'bnb_config', 'fit_embeddings', 'load_base', 'load_trained',
-           'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'cached_demo_run']
+           'unpack_4bit', 'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'cached_demo_run']
 
 # %% ../nbs/01c_train.ipynb #be981ef4
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
@@ -554,6 +554,24 @@ def load_trained(run, which:str='model'):
         model = PeftModel.from_pretrained(base, out/'model')
     else: model = AutoModelForCausalLM.from_pretrained(out/'model')
     return model.eval(), tok, info
+
+def unpack_4bit(model) -> int:
+    "Replace bitsandbytes' 4-bit linear layers by float32 ones holding the same dequantized weights; returns how many."
+    try: import bitsandbytes as bnb
+    except ImportError: return 0
+    n = 0
+    for mod in list(model.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, bnb.nn.Linear4bit):
+                lin = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None, device=child.weight.device)
+                w, qs = child.weight.data, child.weight.quant_state
+                if getattr(qs, 'packing_format_for_cpu', False):  # repacked for bitsandbytes' bf16 CPU kernel by a forward: undone (bf16-lossy)
+                    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+                    w, qs = _convert_weight_packed_for_cpu_inverse(w, qs)
+                lin.weight.data = bnb.functional.dequantize_4bit(w, qs).float()
+                if child.bias is not None: lin.bias.data = child.bias.data.float()
+                setattr(mod, name, lin); n += 1
+    return n
 
 # %% ../nbs/01c_train.ipynb #dee6da0d
 def mask_for(which:str, info:dict, stats:dict|None=None) -> str:
