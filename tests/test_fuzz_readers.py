@@ -41,8 +41,8 @@ def exports(tmp_path_factory):
     (d/'json').mkdir()
     base['whatsapp-json'] = d/'json'/'paper.json'
     from chatmimic.whatsapp_db import to_paper_json
-    base['whatsapp-json'].write_text(json.dumps(to_paper_json(synth.expected(truth, 'msgstore', me=OWNER), 'messages')))
-    base['txt'] = synth_exports.write_whatsapp_txt(truth, group, d/'txt', **{k: v for k, v in synth.TXT_OPTIONS.items()})
+    base['whatsapp-json'].write_text(json.dumps(to_paper_json(synth_exports.expected(truth, 'msgstore', me=OWNER), 'messages')))
+    base['txt'] = synth_exports.write_whatsapp_txt(truth, group, d/'txt', **{k: v for k, v in synth_exports.TXT_OPTIONS.items()})
     base['zip'] = synth_exports.write_whatsapp_zip(truth, one, d/'zip', tz='Europe/Rome')
     base['telegram'] = synth_exports.write_telegram(truth, d/'telegram'/'result.json')
     base['messenger'] = synth_exports.write_messenger(truth, group, d/'messenger', per_file=25)[0]
