@@ -38,7 +38,7 @@ class QLoRAConfig(TrainConfig):
     lora_dropout: float = param(0.0, 'dropout on the LoRA input (Table 3: dropout 0)')
     lora_targets: list = param(list(LORA_TARGETS), 'the projections that get an adapter: every linear layer of a block')
     load_in_4bit: bool = param(True, 'a 4-bit NF4 base with double quantization (QLoRA); false: plain LoRA on a 16/32-bit base')
-    backend: str = param('auto', 'auto: unsloth when a GPU and unsloth are there, else transformers + peft + bitsandbytes', choices=BACKENDS, study='unsloth')
+    backend: str = param('auto', 'auto: unsloth when a GPU and unsloth are there and the run needs no custom mask (pack false, mask causal), else transformers + peft + bitsandbytes', choices=BACKENDS, study='unsloth')
     gradient_checkpointing: bool = param(True, "recompute activations in the backward pass: less memory, ~30% slower; what fits the study's 8 GB card (03a_qlora_plan)",
                                          study=NOT_IN_STUDY)
     train_tokens: bool = param(True, "the template's terminator and any token the template added get trainable embedding rows (peft's trainable_token_indices): "
