@@ -4,7 +4,7 @@
 
 # %% ../nbs/04d_blind.ipynb #512a342e
 from __future__ import annotations
-import argparse, hashlib, html, json, math, re, typing
+import argparse, hashlib, html, json, math, re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import numpy as np
 from .core import UserError, user_error, atomic_write, check_output
 from .parse import format_table
 # chatmimic.prepare and .generate (torch, datasets) are imported only to make a page from a compare folder without blind.json: the command stays light
-if typing.TYPE_CHECKING: from chatmimic.prepare import Template
+
 
 # %% auto #0
 __all__ = ['BLIND_LINES', 'BLIND_N', 'share', 'owner_head', 'context_lines', 'blind_items', 'blind_questions', 'page_id',
@@ -38,14 +38,14 @@ BLIND_LINES = 8  # lines of the chat shown before each pair of replies
 BLIND_N = 20     # questions on a page
 _MARKUP = re.compile(r'<\|[^|<>]*\|>|<(?:bos|eos|pad|start_of_turn|end_of_turn)>')
 
-def context_lines(prompt:str, tpl:Template, chat:str, n:int=BLIND_LINES) -> str:
+def context_lines(prompt:str, tpl, chat:str, n:int=BLIND_LINES) -> str:
     "The end of a prompt as a friend reads it: its last `n` lines, without the template's header, reply line and special tokens."
     t = prompt.replace(tpl.header.format(chat=chat), '\n').replace(tpl.reply.format(chat=chat), '\n')
     for s in {tpl.stop, tpl.end} - {''}: t = t.replace(s, '\n')
     lines = [l for l in _MARKUP.sub('\n', t).split('\n') if l.strip()]
     return ('…\n' if len(lines) > n else '') + '\n'.join(lines[-n:])
 
-def blind_items(generations:list, tpl:Template, heads:dict, real_head:str) -> list[dict]:
+def blind_items(generations:list, tpl, heads:dict, real_head:str) -> list[dict]:
     "Per generated prompt: the chat, its context, the real reply and each model's reply, as messages (speaker heads removed)."
     from chatmimic.generate import reply_messages
     return [dict(chat=g['chat'], context=context_lines(g['prompt'], tpl, g['chat']), real=reply_messages(g['real'], real_head),
