@@ -14,7 +14,7 @@ import torch
 from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_IN_STUDY
 from .parse import format_table
 from .prepare import Template, prefix_mask
-from .generate import run_info, load_run, dataset_path, owner_of, reply_ids, generate_reply, reply_messages
+from .generate import run_info, load_run, dataset_path, owner_of, reply_ids, generate_reply, reply_messages, mask_for, next_turn
 from .report import language, prompt_text, reply_style, metric_rows, diff_rows, audit_rows, write_reports, plot_metrics, save_figure
 from .audit import audit_run
 
@@ -189,6 +189,7 @@ def style_metrics(st:dict, idx) -> dict:
                emoji_per_message=interval(ratio, [st['emoji'], st['messages']], idx),
                lang_match=interval(lambda m: m.mean(-1), [st['lang_match']], idx))
     if 'stopped' in st: out['stop_share'] = interval(lambda m: m.mean(-1), [st['stopped']], idx)
+    if 'stop_terminator' in st: out['stop_terminator_share'] = interval(lambda m: m.mean(-1), [st['stop_terminator']], idx)  # by its terminator, not the next speaker's line
     if 'chrf' in st: out['chrf'] = interval(lambda m: m.mean(-1), [st['chrf']], idx)
     return out
 
@@ -226,31 +227,32 @@ def compare(cfg:CompareConfig, log=print) -> dict:
         rows, grows = [ds[where[k]] for k in chosen], [ds[where[k]] for k in gen_keys]
         tpl, me, stop, block = Template(**stats['template']), owner_of(stats), stats['stop_token_id'], info.get('block_size') or stats['config']['block_size']
         specials = sorted({tpl.stop, tpl.end, *[t for t in (tpl.header + tpl.reply + tpl.open).split() if t.startswith('<') and t.endswith('>')]} - {''}, key=len, reverse=True)
-        head, model = tpl.head.format(sender=me), None
+        head, model, turn = tpl.head.format(sender=me), None, next_turn(tpl, me)  # turn: where another speaker's line begins
         for which in ('model', 'base') if cfg.base else ('model',):
             label = name if which == 'model' else f'{name} (base)'
             t1 = time.perf_counter()
             adapter = which == 'base' and hasattr(model, 'disable_adapter')  # a LoRA run: its base is the same model without the adapter
             if not adapter: model, tok, _ = load_run(run, which)
             pieces, n_head = template_ids(tpl, me, tok), len(tok(head, add_special_tokens=False)['input_ids'])
+            mask = mask_for(which, info, stats)  # the tuned model reads with its training mask; a base model causally, as it was trained
             cap = cfg.max_new_tokens or reply_cap(rows, n_head)
             if cap >= block: raise UserError(f'max_new_tokens {cap} must be less than the block size {block} of {name}.')
             with model.disable_adapter() if adapter else contextlib.nullcontext():
-                sc = score_examples(model, tok, rows, stop, stats['config'].get('mask', 'causal'), pieces)
+                sc = score_examples(model, tok, rows, stop, mask, pieces)
                 t2, st, gl = time.perf_counter(), [], []
                 for j, r in enumerate(grows):
-                    g = generate_reply(model, tok, reply_ids(r, tpl, me, tok, block - cap), stop, cap, cfg.temperature, cfg.top_p, cfg.seed + j, n_head=n_head)
+                    g = generate_reply(model, tok, reply_ids(r, tpl, me, tok, block - cap), stop, cap, cfg.temperature, cfg.top_p, cfg.seed + j, n_head=n_head, mask=mask, turn=turn)
                     prompt, truth = tok.decode(r['input_ids'][:r['prompt_len']], clean_up_tokenization_spaces=False), tok.decode(r['input_ids'][r['prompt_len']:-1], clean_up_tokenization_spaces=False)
                     plang = language(prompt_text(prompt, tpl, r['chat'], specials), cfg.languages)
                     if (run, j) not in real: real[run, j] = dict(chat=r['chat'], prompt=prompt, real=truth, **reply_style(truth, head, plang, cfg.languages))
                     import sacrebleu
                     chrf = sacrebleu.sentence_chrf('\n'.join(reply_messages(g['text'], head)), ['\n'.join(reply_messages(truth, head))]).score
-                    st.append(dict(reply_style(g['text'], head, plang, cfg.languages), stopped=float(g['stopped']), chrf=chrf))
+                    st.append(dict(reply_style(g['text'], head, plang, cfg.languages), stopped=float(g['stopped']), stop_terminator=float(g.get('stop') == 'terminator'), chrf=chrf))
                     gl.append(g)
             if np.isnan(sc['text_nll']).any(): log(f"{label}: {int(np.isnan(sc['text_nll']).sum())} replies do not follow the template: no content bits per byte")
             scores[label], gens[label] = sc, gl
             styles[label] = {k: np.array([s[k] for s in st], float) for k in (st[0] if st else {})}
-            models[label] = dict(run=str(run), which=which, kind=info.get('kind'), base=info.get('base'), examples=len(rows), max_new_tokens=cap,
+            models[label] = dict(run=str(run), which=which, kind=info.get('kind'), base=info.get('base'), mask=mask, examples=len(rows), max_new_tokens=cap,
                                  score_seconds=round(t2 - t1, 1), generate_seconds=round(time.perf_counter() - t2, 1))
             log(f'{label}: {len(rows)} replies scored in {t2 - t1:.1f} s, {len(grows)} generated (at most {cap} tokens) in {time.perf_counter() - t2:.1f} s')
         del model; gc.collect()

@@ -70,11 +70,11 @@ def metric_rows(res:dict, style:bool=True) -> list[dict]:
     "The metrics table: one row per model (and the real replies), values with their intervals as text."
     rows = []
     for name, m in res['models'].items():
-        r = {'model': name, 'examples': m['examples'], 'loss': _fmt(m['loss']), 'ppl': _fmt(m['ppl'], 2), 'bpb': _fmt(m['bpb']),
+        r = {'model': name, 'mask': m.get('mask', ''), 'examples': m['examples'], 'loss': _fmt(m['loss']), 'ppl': _fmt(m['ppl'], 2), 'bpb': _fmt(m['bpb']),
              'content bpb': _fmt(m.get('content_bpb'))}
         if style: r.update({k: _fmt(m['style'].get(k), 2) for k in STYLE_KEYS})
         rows.append(r)
-    if style: rows.append({'model': 'real replies', 'examples': res['n_generate'], 'loss': '', 'ppl': '', 'bpb': '', 'content bpb': '',
+    if style: rows.append({'model': 'real replies', 'mask': '', 'examples': res['n_generate'], 'loss': '', 'ppl': '', 'bpb': '', 'content bpb': '',
                            **{k: _fmt(res['real_style'].get(k), 2) for k in STYLE_KEYS}})
     return rows
 
@@ -87,7 +87,7 @@ def diff_rows(res:dict) -> list[dict]:
                      'better': 'yes' if all(x['hi'] < 0 for x in ds) else 'no' if all(x['lo'] > 0 for x in ds) else 'unclear'})
     return rows
 
-STYLE_KEYS = ('messages', 'chars_per_message', 'emoji_per_message', 'lang_match', 'stop_share', 'chrf')
+STYLE_KEYS = ('messages', 'chars_per_message', 'emoji_per_message', 'lang_match', 'stop_share', 'stop_terminator_share', 'chrf')
 
 # %% ../nbs/04b_report.ipynb #385f74dc
 def audit_rows(res:dict) -> list[dict]:
