@@ -235,6 +235,9 @@ def write_report(run, m:dict) -> Path:
         if f[key]: lines += ['', f'## {title}', ''] + [f'![{rel(p)}]({rel(p)})' for p in f[key]]
     for title, key in (('Comparison', 'comparison tables'), ('Cost', 'cost tables')):
         for p in f[key]: lines += ['', f'## {title}', '', first_table(p), '', f'The whole of it: [{rel(p)}]({rel(p)}).']
+    if (run/'compare'/'blind.html').exists():
+        lines += ['', 'Blind test for friends: `compare/blind.html` (private: it holds message text); score the answers they send back with '
+                  f'`chatmimic blind --score ANSWERS.json {run/"compare"}`.']
     with atomic_write(run/'report.md') as fh: fh.write('\n'.join(lines) + '\n')
     return run/"report.md"
 

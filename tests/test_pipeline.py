@@ -38,6 +38,7 @@ def test_run_writes_every_artifact(run):
     assert m['train_full']['steps'] == 2 and (out/'train_full'/'loss.png').exists()
     assert (out/'compare'/'report.md').exists() and '## Comparison' in (out/'report.md').read_text()
     assert (out/'cost'/'cost.md').exists() and '## Cost' in (out/'report.md').read_text()
+    assert (out/'compare'/'blind.html').exists() and 'blind --score' in (out/'report.md').read_text()  # the blind test, and how to score it
 
 def test_stages_read_what_the_one_before_wrote(run):
     import yaml
