@@ -21,7 +21,7 @@ def test_every_notebook_has_a_page_and_no_link_is_broken(site):
     for nb in source_notebooks(ROOT/'nbs'): assert (site/f'{nb.stem}.html').exists(), nb.name
     assert (site/'demo.html').exists() and (site/'search.json').exists()
     assert broken_links(site) == []
-    api = (site/'06_pipeline.html').read_text()
+    api = (site/'90_pipeline.html').read_text()
     assert 'run_pipeline' in api and 'Run the stage notebooks of' in api  # the API reference: signatures and docstrings
 
 class Server:
