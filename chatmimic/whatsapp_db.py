@@ -20,10 +20,11 @@ from .parse import KINDS, SQLITE_MAGIC, Message, ParseOptions, iso_utc, load_jso
 # %% auto #0
 __all__ = ['DAY', 'SINCE', 'BAD_TEXT', 'MEDIA_TYPES', 'SYSTEM_TYPES', 'ORDER', 'TIMES_OF_DAY', 'DELETED', 'MISSING',
            'MEDIA_CODES', 'CARDS', 'time_range', 'seconds_in', 'is_key', 'is_text', 'shown', 'Skips', 'open_sqlite',
-           'utf8_or_bad', 'is_decode_error', 'db_reason', 'load_contacts', 'phone', 'db_columns', 'unique_ids',
-           'msgstore_schema', 'owner_name', 'row_problem', 'plausible_ms', 'modern_queries', 'legacy_queries',
-           'chat_order', 'sqlite_rows', 'sqlite_messages', 'read_sqlite', 'decrypted_copy', 'read_msgstore',
-           'json_seconds', 'json_flag', 'json_problem', 'json_kind', 'read_whatsapp_json', 'to_paper_json']
+           'utf8_or_bad', 'is_decode_error', 'db_reason', 'contact_names', 'load_contacts', 'phone', 'db_columns',
+           'unique_ids', 'msgstore_schema', 'owner_name', 'row_problem', 'plausible_ms', 'modern_queries',
+           'legacy_queries', 'chat_order', 'sqlite_rows', 'sqlite_messages', 'read_sqlite', 'decrypted_copy',
+           'read_msgstore', 'json_seconds', 'json_flag', 'json_problem', 'json_kind', 'read_whatsapp_json',
+           'to_paper_json']
 
 # %% ../nbs/00b_whatsapp_db.ipynb #bcebaf36
 DAY = 86400
@@ -110,19 +111,22 @@ def db_reason(e:Exception) -> str:
     return (getattr(e, 'sqlite_errorname', None) or 'unreadable') if is_decode_error(e) or "'" in s or '"' in s else shown(s, 120)
 
 # %% ../nbs/00b_whatsapp_db.ipynb #855322af
-def load_contacts(path) -> dict[str, str]:
-    "jid -> contact name from WhatsApp's `wa.db`; {} when `path` is None. Names and jids that are not text are left out."
+def contact_names(path, sql:str, what:str, todo:str) -> dict[str, str]:
+    "jid -> name from the contacts database `path` by `sql` (jid, name rows); {} when `path` is None. Names and jids that are not text are left out."
     if path is None: return {}
-    todo = 'pass the wa.db copied from the phone with --contacts'
     if not Path(path).is_file(): raise user_error(path, 'does not exist', todo)
     try:
         with open_sqlite(path) as con:
             con.text_factory = utf8_or_bad  # a few thousand rows: the careful reading costs nothing here
-            rows = con.execute("SELECT jid, COALESCE(NULLIF(display_name, ''), NULLIF(wa_name, '')) AS name "
-                               "FROM wa_contacts WHERE name IS NOT NULL").fetchall()
-    except (sqlite3.DatabaseError, UnicodeDecodeError) as e: raise user_error(path, f'is not a WhatsApp contacts database ({db_reason(e)})', todo) from None
+            rows = con.execute(sql).fetchall()
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as e: raise user_error(path, f'is not {what} ({db_reason(e)})', todo) from None
     except OSError as e: raise user_error(path, f'cannot be read ({e.strerror})', todo) from None
     return {j: n for j, n in rows if type(j) is str and type(n) is str}
+
+def load_contacts(path) -> dict[str, str]:
+    "jid -> contact name from WhatsApp's `wa.db` (its display name, else the push name); {} when `path` is None."
+    return contact_names(path, "SELECT jid, COALESCE(NULLIF(display_name, ''), NULLIF(wa_name, '')) AS name FROM wa_contacts WHERE name IS NOT NULL",
+                         'a WhatsApp contacts database', 'pass the wa.db copied from the phone with --contacts')
 
 def phone(jid:str) -> str:
     "How WhatsApp shows a jid nobody saved: '+' and the number for a person, the bare id otherwise."

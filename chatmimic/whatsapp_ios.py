@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .core import user_error
 from .parse import SQLITE_MAGIC, Message, ParseOptions, db_tables, require_me
-from .whatsapp_db import (ORDER, Skips, chat_order, db_reason, open_sqlite, plausible_ms, row_problem, sqlite_messages, sqlite_rows,
+from .whatsapp_db import (ORDER, Skips, chat_order, contact_names, db_reason, open_sqlite, plausible_ms, row_problem, sqlite_messages, sqlite_rows,
                                   time_range, utf8_or_bad)
 
 # %% auto #0
@@ -40,16 +40,9 @@ def backup_files(manifest, folder) -> dict[str, Path]:
 
 # %% ../nbs/00g_whatsapp_ios.ipynb #849b2a94
 def ios_contacts(path) -> dict[str, str]:
-    "jid -> full name from WhatsApp's iPhone ContactsV2.sqlite; {} when `path` is None. Names and jids that are not text are left out."
-    if path is None: return {}
-    todo = 'pass the ContactsV2.sqlite of the same backup with --contacts'
-    if not Path(path).is_file(): raise user_error(path, 'does not exist', todo)
-    try:
-        with open_sqlite(path) as con:
-            con.text_factory = utf8_or_bad
-            rows = con.execute("SELECT ZWHATSAPPID, ZFULLNAME FROM ZWAADDRESSBOOKCONTACT WHERE NULLIF(ZFULLNAME, '') IS NOT NULL").fetchall()
-    except sqlite3.DatabaseError as e: raise user_error(path, f'is not an iPhone WhatsApp contacts database ({db_reason(e)})', todo) from None
-    return {j: n for j, n in rows if type(j) is str and type(n) is str}
+    "jid -> full name from WhatsApp's iPhone ContactsV2.sqlite; {} when `path` is None (00b's `contact_names`)."
+    return contact_names(path, "SELECT ZWHATSAPPID, ZFULLNAME FROM ZWAADDRESSBOOKCONTACT WHERE NULLIF(ZFULLNAME, '') IS NOT NULL",
+                         'an iPhone WhatsApp contacts database', 'pass the ContactsV2.sqlite of the same backup with --contacts')
 
 # %% ../nbs/00g_whatsapp_ios.ipynb #f73783b7
 IOS_MEDIA = '1,2,3,4,5,8,11,15'  # ZMESSAGETYPE of attachments: image, video, audio, contact, location, document, GIF, sticker
