@@ -2,11 +2,13 @@
 
 Peak memory is sampled every `every` seconds over the process and all its descendants (tokenizing workers included):
 RSS summed (pages shared between processes counted in each) and PSS summed (a shared page split between its
-sharers: what the tree really holds). The main process's own peak RSS comes exactly from the kernel (wait4).
+sharers: what the tree really holds). The main process's own peak RSS comes exactly from the kernel (wait4), except
+when it is no larger than this (measuring) process's own peak at the start: Linux carries the forking process's peak
+into the child's across exec, so such a value says nothing about the child and the sampled peak is used alone.
 CPU time is user + system of the process and every descendant it waited for; on a loaded machine it moves less than
 wall time, so the scripts print a ratio of both against a reference run the same way in the same run.
 """
-import os, subprocess, threading, time
+import os, resource, subprocess, threading, time
 import psutil
 
 def _tree(p:psutil.Process) -> list:
@@ -22,6 +24,7 @@ def _sum(procs, what:str) -> int:
 
 def run_measured(cmd, every:float=0.2, stdout=None, stderr=None) -> dict:
     "Run `cmd` (a list; output to files or inherited, never a pipe) to its end: exit status, wall and CPU seconds, peak RSS and PSS of its process tree, its own peak RSS (bytes)."
+    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # what a child inherits as its peak at exec
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
     peak, done = {'rss': 0, 'pss': 0}, threading.Event()
@@ -36,7 +39,7 @@ def run_measured(cmd, every:float=0.2, stdout=None, stderr=None) -> dict:
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     done.set(); th.join()
-    return dict(rc=proc.returncode, wall=wall, cpu=ru.ru_utime + ru.ru_stime, rss=peak['rss'], pss=peak['pss'], self_rss=ru.ru_maxrss * 1024)
+    return dict(rc=proc.returncode, wall=wall, cpu=ru.ru_utime + ru.ru_stime, rss=peak['rss'], pss=peak['pss'], self_rss=ru.ru_maxrss * 1024 if ru.ru_maxrss * 1024 > mine else 0)
 
 def gb(n:int) -> str: return f'{n / 2**30:.2f} GiB'
 def mb(n:int) -> str: return f'{n / 2**20:.0f} MiB'
