@@ -12,7 +12,7 @@ import torch
 from .core import UserError, user_error
 from .models import cache_dir
 from .prepare import Template
-from .train import generate_ids, mask_for, next_turn, unpack_4bit  # noqa: F401 (compare and chat take them from here) the one generation function, which the stop-rate check uses too
+from .train import generate_ids, mask_for, next_turn, unpack_4bit, merge_tokens  # noqa: F401 (compare and chat take them from here) the one generation function, which the stop-rate check uses too
 
 # %% auto #0
 __all__ = ['TOY_KINDS', 'run_info', 'dataset_path', 'owner_of', 'toy_runs', 'load_run', 'reply_ids', 'generate_reply',
@@ -106,6 +106,7 @@ def load_run(run, which:str='model'):
     from chatmimic.train import load_trained  # the trainers' own loader: full models and peft adapters, 4-bit where trained so
     model, tok, info = load_trained(run, which)
     if model.device.type == 'cpu': unpack_4bit(model)  # bitsandbytes on a CPU dequantizes every weight at every token
+    merge_tokens(model)  # peft's trainable tokens: the trained rows written in once, not copied in at every forward
     return model.eval(), tok, info
 
 # %% ../nbs/03b_generate.ipynb #f59649df

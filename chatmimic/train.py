@@ -27,7 +27,7 @@ __all__ = ['PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'EXACT_MASKS', 'RUN_FILES',
            'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'needs_masks',
            'attention_guard', 'packing_error', 'NonFiniteLoss', 'prepare_run_dir', 'read_metrics', 'plot_losses',
            'device_name', 'resolve_precision', 'train', 'bnb_config', 'fit_embeddings', 'load_base', 'load_trained',
-           'unpack_4bit', 'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'cached_demo_run']
+           'unpack_4bit', 'merge_tokens', 'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'cached_demo_run']
 
 # %% ../nbs/02_train.ipynb #be981ef4
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
@@ -572,6 +572,15 @@ def unpack_4bit(model) -> int:
                 if child.bias is not None: lin.bias.data = child.bias.data.float()
                 setattr(mod, name, lin); n += 1
     return n
+
+def merge_tokens(model) -> int:
+    "Write the trained embedding rows of peft's trainable tokens into the embedding matrix, for inference; returns how many layers. `disable_adapter` restores the originals."
+    try: from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+    except ImportError: return 0
+    ls = [m for m in model.modules() if isinstance(m, TrainableTokensLayer) and not m.merged]
+    for m in ls: m.merge()  # unmerged, every forward copies the whole matrix to replace those rows (0.5 s per token for Gemma's 262k rows on a CPU)
+    return len(ls)
+
 
 # %% ../nbs/02_train.ipynb #dee6da0d
 def mask_for(which:str, info:dict, stats:dict|None=None) -> str:

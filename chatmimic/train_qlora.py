@@ -14,7 +14,7 @@ from .core import UserError, user_error, atomic_path, atomic_write, param, NOT_I
 from .models import model_config, model_source
 from .qlora_plan import LORA_TARGETS, BACKENDS, GiB, select_backend, qlora_plan, format_plan
 from .train import (TrainConfig, train, load_prepared, demo_dataset, resolve_precision, DTYPES, load_base, load_trained, fit_embeddings,
-                             generate_ids, next_turn, mask_for, unpack_4bit, _is_main)
+                             generate_ids, next_turn, mask_for, unpack_4bit, merge_tokens, _is_main)
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ def run_qlora(cfg:QLoRAConfig, quiet:bool=False):
         if cfg.load_in_4bit and not torch.cuda.is_available(): gm = load_trained(out)[0]; unpack_4bit(gm); gm.config.use_cache = True
         turn = next_turn(stats['template'], stats.get('owner') or stats['config'].get('owner') or '')
         with gm.disable_adapter(): base = stop_rate(gm, tok, dsd['test'], stop_id, cfg.stop_examples, cfg.max_new_tokens, mask='causal', turn=turn)
+        merge_tokens(gm)  # the terminator's trained row written in once (the base above read the original)
         tuned = stop_rate(gm, tok, dsd['test'], stop_id, cfg.stop_examples, cfg.max_new_tokens, mask=mask_for('model', dict(mask=mask)), turn=turn)
         del gm
         with atomic_write(out/'stop_rate.json') as f: json.dump(dict(base=base, tuned=tuned), f, indent=1)

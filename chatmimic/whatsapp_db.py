@@ -18,10 +18,10 @@ from .core import user_error
 from .parse import KINDS, SQLITE_MAGIC, Message, ParseOptions, iso_utc, load_json, db_tables, require_me
 
 # %% auto #0
-__all__ = ['DAY', 'SINCE', 'BAD_TEXT', 'MEDIA_TYPES', 'SYSTEM_TYPES', 'ORDER', 'TIMES_OF_DAY', 'DELETED', 'MISSING',
+__all__ = ['DAY', 'SINCE', 'BAD_TEXT', 'MEDIA_TYPES', 'SYSTEM_TYPES', 'ORDER', 'CODES', 'TIMES_OF_DAY', 'DELETED', 'MISSING',
            'MEDIA_CODES', 'CARDS', 'time_range', 'seconds_in', 'is_key', 'is_text', 'shown', 'Skips', 'open_sqlite',
            'utf8_or_bad', 'is_decode_error', 'db_reason', 'contact_names', 'load_contacts', 'phone', 'db_columns',
-           'unique_ids', 'msgstore_schema', 'owner_name', 'row_problem', 'plausible_ms', 'modern_queries',
+           'unique_ids', 'msgstore_schema', 'owner_name', 'row_problem', 'row_code', 'plausible_ms', 'modern_queries',
            'legacy_queries', 'chat_order', 'sqlite_rows', 'sqlite_messages', 'read_sqlite', 'decrypted_copy',
            'read_msgstore', 'json_seconds', 'json_flag', 'json_problem', 'json_kind', 'read_whatsapp_json',
            'to_paper_json']
@@ -175,6 +175,12 @@ def row_problem(mid:str, fm:str, ts:str, texts:list, span:tuple) -> str:
 
 ORDER = 'temp.chatmimic_order'  # (rank, chat key): the chats in the order they are read, made by `chat_order`
 
+def row_code(why:str, kind:str, fm:str, edited:str='0') -> str:
+    "SQL for a message row's one code column: `why` it cannot be used (text), else 4 * kind + 2 * from_me + edited (a key of `CODES`)."
+    return f'COALESCE({why}, 4 * ({kind}) + 2 * ({fm} IS 1) + (({edited}) IS 1))'
+
+CODES = {4 * k + 2 * f + e: (k, KINDS[k], bool(f), bool(e)) for k in range(len(KINDS)) for f in (0, 1) for e in (0, 1)}  # code -> (kind index, kind, from_me, edited)
+
 def plausible_ms(ts:str, span:tuple) -> str:
     "SQL: whether the milliseconds `ts` are a time a message may carry (the time part of `row_problem`)."
     return f"typeof({ts}) IN ('integer', 'real') AND {ts} BETWEEN {int(span[0] * 1000)} AND {int(span[1] * 1000)}"
@@ -191,18 +197,18 @@ def modern_queries(con, span:tuple|None=None) -> dict[str, str|None]:
     status = "SELECT c._id FROM chat c JOIN jid j ON j._id = c.jid_row_id WHERE j.raw_string = 'status@broadcast'"
     where = f'm.chat_row_id IS NOT -1 AND COALESCE(m.chat_row_id IN ({status}), 0) = 0'
     why = row_problem('m._id', 'm.from_me', 'm.timestamp', ['m.text_data'], span)
+    kind = f"""CASE WHEN m.message_type IN ({SYSTEM_TYPES}) OR m.status = 6 OR {has('message_system')} THEN 2
+               WHEN m.message_type = 15 OR {has('message_revoked')} THEN 3
+               WHEN m.message_type IN ({MEDIA_TYPES}) OR {has('message_media')} THEN 1
+               WHEN m.text_data IS NULL THEN 2 ELSE 0 END"""
     return dict(
         chats=f"SELECT c._id, {mapped('j', 'cm')}, c.subject {chats}",
         jids=f"SELECT j._id, {mapped('j', 'sm')} FROM jid j",
         firsts=f"SELECT m.chat_row_id, typeof(m.chat_row_id), MIN(CASE WHEN {plausible_ms('m.timestamp', span)} THEN CAST(m.timestamp AS INTEGER) END) FROM message m NOT INDEXED WHERE {where} GROUP BY 1",
         unjoined=f"SELECT {why} FROM message m WHERE CAST(m.chat_row_id AS BLOB) IS ? AND {where}",
-        messages=f"""SELECT m.chat_row_id, m._id, m.from_me, CAST(m.timestamp AS INTEGER),
-          CASE WHEN m.message_type IN ({SYSTEM_TYPES}) OR m.status = 6 OR {has('message_system')} THEN 2
-               WHEN m.message_type = 15 OR {has('message_revoked')} THEN 3
-               WHEN m.message_type IN ({MEDIA_TYPES}) OR {has('message_media')} THEN 1
-               WHEN m.text_data IS NULL THEN 2 ELSE 0 END,
-          m.text_data, CASE WHEN m.text_data IS NULL THEN {cap} END, m.sender_jid_row_id, {has('message_edit_info')}, {why}
-        FROM {ORDER} o CROSS JOIN message m ON m.chat_row_id = o.k ORDER BY o.r, 4, m._id""",
+        messages=f"""SELECT m.chat_row_id, m._id, CAST(m.timestamp AS INTEGER), {row_code(why, kind, 'm.from_me', has('message_edit_info'))},
+          m.text_data, CASE WHEN m.text_data IS NULL THEN {cap} END, m.sender_jid_row_id
+        FROM {ORDER} o CROSS JOIN message m ON m.chat_row_id = o.k ORDER BY o.r, 3, m._id""",
         replies=None if 'message_quoted' not in t else """WITH t AS (SELECT chat_row_id c, key_id k, MIN(_id) i FROM message
           WHERE key_id IN (SELECT key_id FROM message_quoted) GROUP BY 1, 2)
         SELECT q.message_row_id, t.i FROM message_quoted q CROSS JOIN message r ON r._id = q.message_row_id
@@ -217,17 +223,17 @@ def legacy_queries(con, span:tuple|None=None) -> dict[str, str|None]:
     why = row_problem('m._id', 'm.key_from_me', 'm.timestamp', [text, col('media_caption'), col('remote_resource')], span)
     why = f"CASE WHEN typeof(m.key_remote_jid) <> 'text' THEN 'a chat id of the wrong type' ELSE {why} END"
     where = "m.key_remote_jid NOT IN ('-1', 'status@broadcast')"
+    kind = (f"CASE WHEN {col('status')} = 6 OR {typ} IN ({SYSTEM_TYPES}) THEN 2 WHEN {col('edit_version')} = 7 THEN 3 "
+            f"WHEN {typ} IN ({MEDIA_TYPES}) THEN 1 WHEN m.data IS NULL THEN 2 ELSE 0 END")
     return dict(
         chats=('SELECT key_remote_jid, key_remote_jid, subject FROM chat_list' if 'chat_list' in t else
                'SELECT j.raw_string, j.raw_string, c.subject FROM chat c JOIN jid j ON j._id = c.jid_row_id' if {'chat', 'jid'} <= t else None),
         jids=None,  # legacy rows carry the sender's jid itself
         firsts=f"SELECT m.key_remote_jid, typeof(m.key_remote_jid), MIN(CASE WHEN {plausible_ms('m.timestamp', span)} THEN CAST(m.timestamp AS INTEGER) END) FROM messages m NOT INDEXED WHERE {where} GROUP BY 1",
         unjoined=f"SELECT {why} FROM messages m WHERE CAST(m.key_remote_jid AS BLOB) IS ? AND {where}",
-        messages=f"""SELECT m.key_remote_jid, m._id, m.key_from_me, CAST(m.timestamp AS INTEGER),
-          CASE WHEN {col('status')} = 6 OR {typ} IN ({SYSTEM_TYPES}) THEN 2 WHEN {col('edit_version')} = 7 THEN 3
-               WHEN {typ} IN ({MEDIA_TYPES}) THEN 1 WHEN m.data IS NULL THEN 2 ELSE 0 END,
-          {text}, {col('media_caption')}, {col('remote_resource')}, 0, {why}
-        FROM {ORDER} o CROSS JOIN messages m ON m.key_remote_jid = o.k ORDER BY o.r, 4, m._id""",
+        messages=f"""SELECT m.key_remote_jid, m._id, CAST(m.timestamp AS INTEGER), {row_code(why, kind, 'm.key_from_me')},
+          {text}, {col('media_caption')}, {col('remote_resource')}
+        FROM {ORDER} o CROSS JOIN messages m ON m.key_remote_jid = o.k ORDER BY o.r, 3, m._id""",
         replies=None if not ('quoted_row_id' in cols and 'messages_quotes' in t) else """WITH t AS (SELECT key_remote_jid c,
           key_id k, MIN(_id) i FROM messages WHERE key_id IN (SELECT key_id FROM messages_quotes) GROUP BY 1, 2)
         SELECT m._id, t.i FROM messages m CROSS JOIN messages_quotes q ON q._id = m.quoted_row_id
@@ -281,11 +287,11 @@ _UNSEEN = object()
 def sqlite_messages(batches, me:str, names:dict, chats:dict, key_jid:dict, jids:dict|None, replies:dict, skip:Skips, unique:bool=True) -> Iterator[Message]:
     "Messages of the rows of `sqlite_rows`, chat by chat as they come, each in time order; unusable rows are counted in `skip`."
     legacy = jids is None
-    senders, days, tod, seen, kept = {}, {}, TIMES_OF_DAY, None if unique else set(), 0
+    senders, days, tod, seen, kept, codes = {}, {}, TIMES_OF_DAY, None if unique else set(), 0, CODES
     key, jid, group = _UNSEEN, None, None  # group: None while the rows are of no chat that can be told
     for careful, rows in batches:
         for r in rows:
-            k_, mid, fm, ms, k, text, cap, sref, ed, why = r
+            k_, mid, ms, code, text, cap, sref = r
             if k_ != key:
                 key = k_
                 if key_jid[key] != jid:  # the next chat (an @lid chat and its phone jid's chat are one)
@@ -295,12 +301,14 @@ def sqlite_messages(batches, me:str, names:dict, chats:dict, key_jid:dict, jids:
                         group = jid.endswith('@g.us')
                         chat = (subject if group else None) or names.get(jid) or phone(jid) or jid
                     else: group = None
-            if why is not None: skip(None if group is None else jid, why); continue
+            c = codes.get(code)
+            if c is None: skip(None if group is None else jid, code); continue  # not a code: why the row cannot be used
             if careful and BAD_TEXT in r: skip(None if group is None else jid, 'text that is not UTF-8'); continue
             if group is None: skip(None, 'a chat that cannot be told'); continue
             if seen is not None:
                 if mid in seen: skip(jid, 'an id used twice'); continue
                 seen.add(mid)
+            k, kind, fm, ed = c
             if k == 2: sender = None
             else:
                 if fm: sender = me
@@ -319,7 +327,7 @@ def sqlite_messages(batches, me:str, names:dict, chats:dict, key_jid:dict, jids:
             day = days.get(d)
             if day is None: day = days[d] = time.strftime('%Y-%m-%dT', time.gmtime(d * 86400))
             kept += 1
-            yield Message(jid, chat, group, mid, day + tod[s], sender, fm == 1, KINDS[k], text, ed == 1, replies.get(mid))
+            yield Message(jid, chat, group, mid, day + tod[s], sender, fm, kind, text, ed, replies.get(mid))
     skip.check(kept)
 
 def read_sqlite(db, opts:ParseOptions, path) -> Iterator[Message]:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .core import user_error
 from .parse import SQLITE_MAGIC, Message, ParseOptions, db_tables, require_me
-from .whatsapp_db import (ORDER, Skips, chat_order, contact_names, db_reason, open_sqlite, plausible_ms, row_problem, sqlite_messages, sqlite_rows,
+from .whatsapp_db import (ORDER, Skips, chat_order, contact_names, db_reason, open_sqlite, plausible_ms, row_code, row_problem, sqlite_messages, sqlite_rows,
                                   time_range, utf8_or_bad)
 
 # %% auto #0
@@ -55,6 +55,8 @@ def chatstorage_queries(con, span:tuple|None=None) -> dict[str, str|None]:
     ms = f'(m.ZMESSAGEDATE + {APPLE_EPOCH}) * 1000'
     chats = "SELECT Z_PK FROM ZWACHATSESSION WHERE typeof(ZCONTACTJID) = 'text' AND ZCONTACTJID <> 'status@broadcast'"
     why = row_problem('m.Z_PK', 'm.ZISFROMME', ms, ['m.ZTEXT'], span)
+    kind = (f'CASE WHEN m.ZMESSAGETYPE IN ({IOS_SYSTEM}) THEN 2 WHEN m.ZMESSAGETYPE = 14 THEN 3 WHEN m.ZMESSAGETYPE IN ({IOS_MEDIA}) THEN 1 '
+            'WHEN m.ZTEXT IS NULL THEN 2 ELSE 0 END')
     return dict(
         chats=f"SELECT Z_PK, ZCONTACTJID, ZPARTNERNAME FROM ZWACHATSESSION WHERE Z_PK IN ({chats})",
         members='SELECT Z_PK, ZMEMBERJID FROM ZWAGROUPMEMBER' if 'ZWAGROUPMEMBER' in t else None,
@@ -63,12 +65,9 @@ def chatstorage_queries(con, span:tuple|None=None) -> dict[str, str|None]:
         firsts=f"SELECT m.ZCHATSESSION, typeof(m.ZCHATSESSION), MIN(CASE WHEN {plausible_ms(ms, span)} THEN CAST(round({ms}) AS INTEGER) END) "
                f"FROM ZWAMESSAGE m NOT INDEXED WHERE m.ZCHATSESSION IN ({chats}) GROUP BY 1",
         unjoined=f"SELECT {why} FROM ZWAMESSAGE m WHERE CAST(m.ZCHATSESSION AS BLOB) IS ? AND m.ZCHATSESSION IN ({chats})",
-        messages=f"""SELECT m.ZCHATSESSION, m.Z_PK, m.ZISFROMME, CAST(round({ms}) AS INTEGER),
-          CASE WHEN m.ZMESSAGETYPE IN ({IOS_SYSTEM}) THEN 2 WHEN m.ZMESSAGETYPE = 14 THEN 3 WHEN m.ZMESSAGETYPE IN ({IOS_MEDIA}) THEN 1
-               WHEN m.ZTEXT IS NULL THEN 2 ELSE 0 END,
-          m.ZTEXT, CASE WHEN m.ZMESSAGETYPE IN ({IOS_MEDIA}) THEN {title} END, m.ZGROUPMEMBER, 0,
-          {why}
-        FROM {ORDER} o CROSS JOIN ZWAMESSAGE m ON m.ZCHATSESSION = o.k ORDER BY o.r, 4, m.Z_PK""")
+        messages=f"""SELECT m.ZCHATSESSION, m.Z_PK, CAST(round({ms}) AS INTEGER), {row_code(why, kind, 'm.ZISFROMME')},
+          m.ZTEXT, CASE WHEN m.ZMESSAGETYPE IN ({IOS_MEDIA}) THEN {title} END, m.ZGROUPMEMBER
+        FROM {ORDER} o CROSS JOIN ZWAMESSAGE m ON m.ZCHATSESSION = o.k ORDER BY o.r, 3, m.Z_PK""")
 
 def quoted_id(meta:bytes) -> str|None:
     "The id of the quoted message in a media item's ZMETADATA (protobuf field 5), or None."
