@@ -63,13 +63,19 @@ check-readme:
 	@$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --stdout 2>/dev/null | cmp -s - README.md || { echo "README.md differs from nbs/index.ipynb: run make readme and commit" >&2; exit 1; }
 
 # Each notebook's time goes to .cache/nbtest.log; `make test` ends by printing the slowest ten notebooks and tests.
+# Notebooks and test files run TEST_WORKERS at a time (pytest-xdist, a test file per worker), each with one torch thread
+# unless OMP_NUM_THREADS says otherwise: two torch processes of two threads each on two cores spin against each other
+# (the audit notebook's toy runs, two at once: 42-44 s each with two threads, 25-26 s with one), and a lone test spends
+# much of its time importing torch and transformers on one core anyway.
+TEST_WORKERS ?= 2
+TEST_THREADS := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=$${MKL_NUM_THREADS:-1}
 nbtest:
 	@mkdir -p .cache
-	set -o pipefail; $(BIN)/nbdev_test --n_workers 2 --timing 2>&1 | tee .cache/nbtest.log
+	set -o pipefail; $(TEST_THREADS) $(BIN)/nbdev_test --n_workers $(TEST_WORKERS) --timing 2>&1 | tee .cache/nbtest.log
 
 pytest:
 	@mkdir -p .cache
-	set -o pipefail; $(BIN)/python -m pytest -q --durations=10 tests 2>&1 | tee .cache/pytest.log
+	set -o pipefail; $(TEST_THREADS) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10 tests 2>&1 | tee .cache/pytest.log
 
 slowest:
 	@echo "slowest notebooks (nbdev_test):"; grep -E '\.ipynb: [0-9]+ secs' .cache/nbtest.log | sort -t: -k2 -n -r | head -10 | sed 's/^/  /' || true

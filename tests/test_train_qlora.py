@@ -137,7 +137,7 @@ def test_nan_stops_the_run(tiny, gemma_ds, tmp_path):
 def test_resume_after_sigkill(tiny, gemma_ds, tmp_path):
     "Killed with SIGKILL after a checkpoint, `--resume` continues from it and finishes the same number of steps."
     out = tmp_path/'run'
-    args = ['train-qlora', '--dataset', gemma_ds, '--out', out, '--model', tiny, '--max-steps', '40', 'grad_accum=1', 'save_every=2',
+    args = ['train-qlora', '--dataset', gemma_ds, '--out', out, '--model', tiny, '--max-steps', '16', 'grad_accum=1', 'save_every=2',
             'eval_every=0', '--no-gradient-checkpointing', 'lora_rank=4', 'val_examples=4', 'stop_examples=0', '-q']
     p = subprocess.Popen([str(CHATMIMIC), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     t0 = time.time()
@@ -149,10 +149,10 @@ def test_resume_after_sigkill(tiny, gemma_ds, tmp_path):
     r = run_chatmimic(*args, '--resume')
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads((out/'metrics.json').read_text())
-    assert m['steps'] == 40 and m['resumed_from'].startswith('checkpoint-')
+    assert m['steps'] == 16 and m['resumed_from'].startswith('checkpoint-')
     assert int(m['resumed_from'].split('-')[1]) >= done[-1]
     steps = [json.loads(l)['step'] for l in (out/'metrics.jsonl').read_text().splitlines() if 'train_loss' in json.loads(l)]
-    assert steps == sorted(set(steps)) and steps[-1] == 40
+    assert steps == sorted(set(steps)) and steps[-1] == 16
 
 
 def _converter():
