@@ -105,8 +105,43 @@ def shows_table(outputs) -> bool:
         if SEPARATOR.search(text(o.get('text')) + '\n' + text(data.get('text/plain'))): return True
     return False
 
+def as_user(tmp: Path, env: dict) -> tuple[list, dict, Path]:
+    """The command prefix, environment and virtual environment of `nobody`, a user who is not root and owns `tmp`.
+    The project's .venv runs a Python under /root, which only root may run: the user gets a venv of their own from Debian's
+    Python 3 (the same minor version), whose site-packages adds the project's and whose share/ is the project's (JupyterLab's
+    assets, the settings overrides, the kernel spec), with `jupyter` and `jupyter-lab` scripts of its own."""
+    import pwd
+    py = Path('/usr/bin/python3')
+    if not py.exists() or subprocess.run([py, '-c', f'import sys; sys.exit(sys.version_info[:2] != {tuple(sys.version_info[:2])})']).returncode:
+        pytest.skip(f'needs a Python {sys.version_info[0]}.{sys.version_info[1]} that a user who is not root may run, at /usr/bin/python3')
+    u = pwd.getpwnam('nobody')
+    pre = ['setpriv', f'--reuid={u.pw_uid}', f'--regid={u.pw_gid}', '--clear-groups']
+    def own():
+        for d, dirs, files in os.walk(tmp):
+            for x in [d, *(Path(d)/f for f in dirs + files)]: os.lchown(x, u.pw_uid, u.pw_gid)
+    own(); venv = tmp/'venv'
+    subprocess.run(pre + [py, '-m', 'venv', '--without-pip', venv], check=True, cwd=tmp)
+    site = next((venv/'lib').glob('python3*'))/'site-packages'
+    (site/'_chatmimic_project.pth').write_text(f"import site; site.addsitedir({str(next((ROOT/'.venv'/'lib').glob('python3*'))/'site-packages')!r})\n")
+    shutil.rmtree(venv/'share', ignore_errors=True); (venv/'share').symlink_to(ROOT/'.venv'/'share')
+    for name, mod in (('jupyter', 'jupyter_core.command'), ('jupyter-lab', 'jupyterlab.labapp')):
+        (venv/'bin'/name).write_text(f'#!{venv}/bin/python\nimport sys\nfrom {mod} import main\nsys.exit(main())\n'); (venv/'bin'/name).chmod(0o755)
+    (venv/'.installed').touch(); own()
+    return pre, env | dict(HOME=str(tmp), USER='nobody', LOGNAME='nobody'), venv
+
 @pytest.mark.skipif(CHROMIUM is None, reason='needs Chromium (Debian: apt-get install chromium)')
-def test_make_lab_runs_the_parse_notebook_in_chromium(tmp_path):
+@pytest.mark.parametrize('user', ['caller', 'not root'])
+def test_make_lab_runs_the_parse_notebook_in_chromium(tmp_path, user):
+    "`make lab` as whoever runs the tests, and (when that is root) again as a user who is not: `--allow-root` only for root."
+    root = os.getuid() == 0
+    if user == 'not root':
+        if not root: pytest.skip('the tests run as a user who is not root: the caller case is that run')
+        tmp_path = Path(__import__('tempfile').mkdtemp(prefix='chatmimic-lab-'))  # pytest's own folder is root's alone (0700)
+    try: _lab_in_chromium(tmp_path, user == 'not root')
+    finally:
+        if user == 'not root': shutil.rmtree(tmp_path, ignore_errors=True)
+
+def _lab_in_chromium(tmp_path: Path, drop: bool):
     work = tmp_path/'repo'; (work/'nbs').mkdir(parents=True)  # a copy: settings.ini for the notebook's nbdev_export cell
     shutil.copy(ROOT/'settings.ini', work); shutil.copy(ROOT/'nbs'/NOTEBOOK, work/'nbs')
     original = (work/'nbs'/NOTEBOOK).read_bytes()
@@ -114,8 +149,12 @@ def test_make_lab_runs_the_parse_notebook_in_chromium(tmp_path):
     env = lab_env(tmp_path, net_log)
     # `make lab` itself (the install stamp taken as built: pip never runs here), on a port the system picks, with the app
     # object on `window` so the test can reach JupyterLab's command registry.
-    cmd = ['make', '-s', '-o', '.venv/.installed', 'lab', f'LAB_DIR={work/"nbs"}', f'LAB_CHECKPOINTS={tmp_path/"checkpoints"}',
-           'ARGS=--no-browser --port=0 --expose-app-in-browser']
+    lab_args = ['lab', f'LAB_DIR={work/"nbs"}', f'LAB_CHECKPOINTS={tmp_path/"checkpoints"}', 'ARGS=--no-browser --port=0 --expose-app-in-browser']
+    cmd, venv = ['make', '-s', '-o', '.venv/.installed', *lab_args], ROOT/'.venv'
+    server_log.touch()
+    if drop:  # the same Makefile target, run by that user in their own environment
+        pre, env, venv = as_user(tmp_path, env)
+        cmd = [*pre, 'make', '-s', f'VENV={venv}', '-o', f'{venv}/.installed', *lab_args]
     with open(server_log, 'w') as out:
         lab = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     br = None
@@ -142,8 +181,12 @@ def test_make_lab_runs_the_parse_notebook_in_chromium(tmp_path):
         br.js(f'jupyterapp.shell.activateById({panel}.id)')
         assert br.js('document.querySelectorAll(".jp-Dialog").length') == 0  # no kernel chooser: the kernel was preselected
         assert br.js(f'{kernel}.name') == 'python3'
-        kernels = [p for p in __import__('psutil').Process(lab.pid).children(recursive=True) if 'ipykernel_launcher' in p.cmdline()]
-        assert len(kernels) == 1 and Path(kernels[0].cmdline()[0]).parent == ROOT/'.venv'/'bin', [p.cmdline() for p in kernels]
+        procs = __import__('psutil').Process(lab.pid).children(recursive=True)
+        kernels = [p for p in procs if 'ipykernel_launcher' in p.cmdline()]
+        assert len(kernels) == 1 and Path(kernels[0].cmdline()[0]).parent == venv/'bin', [p.cmdline() for p in kernels]
+        server = [p for p in procs if 'jupyter-lab' in [Path(a).name for a in p.cmdline()[:2]]]  # `jupyter lab` execs jupyter-lab
+        assert len(server) == 1 and ('--allow-root' in server[0].cmdline()) == (os.getuid() == 0 and not drop), [p.cmdline() for p in server]
+        assert {p.uids().real for p in [*server, *kernels]} == {os.stat(tmp_path).st_uid if drop else os.getuid()}  # who runs them
 
         ok = br.js('jupyterapp.commands.execute("notebook:run-all-cells")', wait=True)  # Run > Run All Cells
         br.until(f'{kernel}.status === "idle"', 60, 'the kernel back to idle')
