@@ -4,17 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #f6ed6a95
 from __future__ import annotations
-import argparse, copy, datetime, difflib, glob, math, os, re, shutil, sys, tempfile, typing
+import argparse, copy, datetime, difflib, glob, importlib.util, math, os, re, shutil, sys, tempfile, typing
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, MISSING
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRIVATE_ENV', 'OFFLINE_ENV', 'STAGES', 'TRAINERS', 'RUN_KEYS', 'STUDY', 'NOT_IN_STUDY', 'private_env', 'UserError',
-           'user_error', 'run_cli', 'remove_stale', 'atomic_path', 'atomic_write', 'check_output', 'Terminated',
-           'protect_process', 'Stage', 'command_name', 'config_class', 'param', 'closest', 'StageConfig', 'read_config',
-           'parse_overrides', 'merge_config', 'check_config', 'stage_values', 'resolve_paths', 'build_config',
-           'plan_yaml', 'add_config_args', 'split_overrides', 'stage_overrides', 'config_from_args']
+__all__ = ['PRIVATE_ENV', 'OFFLINE_ENV', 'CONFIGS', 'STAGES', 'TRAINERS', 'RUN_KEYS', 'STUDY', 'NOT_IN_STUDY', 'private_env',
+           'UserError', 'user_error', 'run_cli', 'remove_stale', 'atomic_path', 'atomic_write', 'check_output',
+           'Terminated', 'protect_process', 'Stage', 'command_name', 'config_class', 'param', 'closest', 'StageConfig',
+           'read_config', 'parse_overrides', 'merge_config', 'check_config', 'stage_values', 'resolve_paths',
+           'build_config', 'plan_yaml', 'add_config_args', 'split_overrides', 'stage_overrides', 'config_from_args']
 
 # %% ../nbs/00_core.ipynb #683a7de2
 PRIVATE_ENV = {
@@ -162,6 +162,8 @@ class Stage:
     reads: tuple        # the stages whose output it reads
     wires: tuple        # (field, path in the run folder) the runner sets; '*' = the trainers' run folders
     help: str           # what it does, one line
+
+CONFIGS = Path(importlib.util.find_spec('chatmimic').origin).parents[1]/'configs'  # this checkout's configs/ (an editable install): demo.yaml, paper.yaml, devices.yaml
 
 STAGES = {s.name: s for s in (
     Stage('parse', '00_parse', 'parse', 'ParseConfig', (), (('out', 'messages.jsonl'),),

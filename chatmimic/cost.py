@@ -4,11 +4,11 @@
 
 # %% ../nbs/05_cost_analysis.ipynb #a9fe2078
 from __future__ import annotations
-import importlib.util, json, math, time
+import json, math, time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_IN_STUDY
+from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_IN_STUDY, CONFIGS
 from .power import read_power_csv
 
 # %% auto #0
@@ -97,7 +97,7 @@ def hardware_table(devices:dict, eur_per_kwh:float|None=None) -> list[list]:
             rows.append([f'Peak {prec} (dense)', *[f"{s['peak_flops'][prec] / 1e12:g} TFLOP/s" if prec in (s.get('peak_flops') or {}) else '—' for s in ds.values()]])
     return rows
 
-DEVICES_YAML = Path(importlib.util.find_spec('chatmimic').origin).parents[1]/'configs'/'devices.yaml'  # this checkout's (an editable install)
+DEVICES_YAML = CONFIGS/'devices.yaml'
 
 def load_devices(path=None) -> dict:
     "The devices file at `path`, or this checkout's configs/devices.yaml, or none (no prices, no spec-sheet peaks)."

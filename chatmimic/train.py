@@ -5,7 +5,7 @@
 # %% ../nbs/02_train.ipynb #d0da1f02
 from __future__ import annotations
 import argparse, bisect, contextlib, importlib, json, os, re, shutil, tempfile, time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import logging
@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, Stop
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_IN_STUDY, STAGES
+from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_IN_STUDY, STAGES, CONFIGS, build_config
 from .models import cache_dir, model_source, count_params
 
 # %% auto #0
@@ -27,7 +27,8 @@ __all__ = ['PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'EXACT_MASKS', 'RUN_FILES',
            'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'needs_masks',
            'attention_guard', 'packing_error', 'NonFiniteLoss', 'prepare_run_dir', 'read_metrics', 'plot_losses',
            'device_name', 'resolve_precision', 'train', 'bnb_config', 'fit_embeddings', 'load_base', 'load_trained',
-           'unpack_4bit', 'merge_tokens', 'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'cached_demo_run']
+           'unpack_4bit', 'merge_tokens', 'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'demo_config',
+           'cached_demo_run']
 
 # %% ../nbs/02_train.ipynb #be981ef4
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
@@ -655,12 +656,16 @@ def _same_run(path:Path, cfg) -> bool:
     ps = yaml.safe_load((path/'params.yaml').read_text())
     return all(ps.get(k) == v for k, v in cfg.to_dict().items() if k not in ('dataset', 'out', 'resume', 'progress'))
 
+def demo_config(stage:str):
+    "Trainer `stage`'s settings in `make demo` (configs/demo.yaml) on the demo dataset (`dataset` empty), quiet."
+    return replace(build_config(stage, CONFIGS/'demo.yaml'), dataset='', progress=False)
+
 def cached_demo_run(stage:str, force:bool=False) -> Path:
-    "The demo run of trainer `stage` (its module's `DEMO` settings on the demo dataset), trained once under the cache and reused."
+    "The demo run of trainer `stage` (`demo_config(stage)`), trained once under the cache and reused."
     st = STAGES[stage]
     m = importlib.import_module(f'chatmimic.{st.module}')
     path = cache_dir()/'demo-runs'/stage
-    cfg = getattr(m, st.config)(**{**m.DEMO, 'out': str(path), 'progress': False})
+    cfg = replace(demo_config(stage), out=str(path))
     p = argparse.ArgumentParser()
     if hasattr(m, f'add_{stage}_args'): getattr(m, f'add_{stage}_args')(p)  # the command's action flags, at their defaults
     args = p.parse_args([]); args.quiet = True

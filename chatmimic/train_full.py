@@ -15,7 +15,7 @@ from .models import model_source
 from .train import TrainConfig, demo_dataset, load_prepared, prepare_run_dir, train, fit_embeddings, _is_main
 
 # %% auto #0
-__all__ = ['STAND_IN', 'STAND_IN_LABEL', 'FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'DEMO', 'TrainFullConfig', 'use_fast_activation',
+__all__ = ['STAND_IN', 'STAND_IN_LABEL', 'FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'TrainFullConfig', 'use_fast_activation',
            'build_model', 'train_full', 'train_full_main']
 
 # %% ../nbs/02_train_gpt2_full.ipynb #52cec1c6
@@ -104,7 +104,3 @@ def train_full_main(cfg:TrainFullConfig, args) -> dict:
         print(f"{m['model']}{' (the offline stand-in, trained from scratch)' if m.get('stand_in') else ''}: validation loss {m['val_loss_start']:.4f} -> {m['val_loss']:.4f}, {m['steps']} steps, "
               f"{m['tokens']:,} tokens at {m['tokens_per_s'] or 0:,.0f}/s, padding {m['padding_share']:.1%} -> {cfg.out}")
     return m
-
-# %% ../nbs/02_train_gpt2_full.ipynb #41e4b2dd
-DEMO = dict(model=STAND_IN, learning_rate=2e-3, micro_batch=8, grad_accum=1, max_steps=30, eval_every=10, save_every=10, log_every=2,
-            block_size=256, val_examples=0, dropout=0.1, demo_layers=2, demo_embd=128, demo_heads=4, seed=0)

@@ -19,7 +19,7 @@ from .train import (TrainConfig, train, load_prepared, demo_dataset, resolve_pre
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'GEMMA_NOTICE', 'DEMO', 'QLoRAConfig', 'lora_config', 'train_token_ids', 'load_qlora_model', 'ends_with_stop',
+__all__ = ['log', 'GEMMA_NOTICE', 'QLoRAConfig', 'lora_config', 'train_token_ids', 'load_qlora_model', 'ends_with_stop',
            'stop_rate', 'add_gemma_notice', 'run_qlora', 'load_qlora', 'merge', 'find_converter', 'export_gguf',
            'add_train_qlora_args', 'train_qlora_main']
 
@@ -243,7 +243,3 @@ def train_qlora_main(cfg:QLoRAConfig, args):
         print(f"{m['steps']} steps, validation loss {m['val_loss_start']:.4f} -> {m['val_loss']:.4f}, {m['train_seconds']:.0f} s "
               f"({m['tokens_per_s']} tokens/s) -> {cfg.out}" + (f'; merged {merged}' if merged else '') + (f'; {gguf}' if gguf else ''))
     return m
-
-# %% ../nbs/03_train_gemma_qlora.ipynb #936b6680
-DEMO = dict(model='gemma3-270m', learning_rate=1e-3, micro_batch=1, grad_accum=1, max_steps=8, eval_every=0, save_every=0, log_every=1,
-            gradient_checkpointing=False, block_size=128, val_examples=8, stop_examples=8, max_new_tokens=64, lora_rank=32, seed=0)

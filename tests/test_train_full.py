@@ -222,14 +222,14 @@ def test_padding_share(ds):
 # --- the cached demo run --------------------------------------------------------------------------------------------
 
 def test_cached_demo_run():
-    "The demo run the compare and cost notebooks read: trained once with train_full.DEMO, then reused as it is."
+    "The demo run the compare and cost notebooks read: trained once with make demo's settings (configs/demo.yaml), then reused as it is."
     from chatmimic.train import cached_demo_run
-    from chatmimic.train_full import DEMO
     import yaml
+    demo = yaml.safe_load((ROOT/'configs'/'demo.yaml').read_text())
     run = cached_demo_run('train_full')
     m = json.loads((run/'metrics.json').read_text())
-    assert m['kind'] == 'full' and m['stop'] == 'done' and m['steps'] == DEMO['max_steps'] and m['val_loss'] < m['val_loss_start']
+    assert m['kind'] == 'full' and m['stop'] == 'done' and m['steps'] == demo['train_full']['max_steps'] and m['val_loss'] < m['val_loss_start']
     ps = yaml.safe_load((run/'params.yaml').read_text())
-    assert {k: ps[k] for k in DEMO} == DEMO
+    assert {k: ps[k] for k in demo['train_full']} == demo['train_full'] and (ps['block_size'], ps['seed']) == (demo['block_size'], demo['seed'])
     t = (run/'metrics.json').stat().st_mtime_ns
     assert cached_demo_run('train_full') == run and (run/'metrics.json').stat().st_mtime_ns == t  # not trained again
