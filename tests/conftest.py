@@ -22,3 +22,12 @@ def assert_user_error(r, path, out=None):
 @pytest.fixture
 def chatmimic():
     return run_chatmimic
+
+# `make test` runs the test files two at a time (pytest-xdist, a whole file per worker, handed out in collection order).
+# The files that take minutes go first, so that the short ones fill the gaps at the end instead of one long file
+# running alone on one worker while the other idles; within a file, and among the rest, the order stays as it was.
+LONG_FILES = ('test_compare.py', 'test_train_qlora.py', 'test_pipeline.py', 'test_train_full.py', 'test_lab.py', 'test_docs.py')
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
