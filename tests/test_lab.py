@@ -151,7 +151,6 @@ def _lab_in_chromium(tmp_path: Path, drop: bool):
     # object on `window` so the test can reach JupyterLab's command registry.
     lab_args = ['lab', f'LAB_DIR={work/"nbs"}', f'LAB_CHECKPOINTS={tmp_path/"checkpoints"}', 'ARGS=--no-browser --port=0 --expose-app-in-browser']
     cmd, venv = ['make', '-s', '-o', '.venv/.installed', *lab_args], ROOT/'.venv'
-    server_log.touch()
     if drop:  # the same Makefile target, run by that user in their own environment
         pre, env, venv = as_user(tmp_path, env)
         cmd = [*pre, 'make', '-s', f'VENV={venv}', '-o', f'{venv}/.installed', *lab_args]
