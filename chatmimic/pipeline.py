@@ -15,10 +15,10 @@ from .core import (STAGES, TRAINERS, UserError, user_error, read_config, atomic_
 
 # %% auto #0
 __all__ = ['SWEEP_KEYS', 'notebook_params', 'default_nbs', 'stage_wires', 'selected_stages', 'resolve', 'read_run_config',
-           'StageFailed', 'private_umask', 'render_html', 'kernel_manager_class', 'run_stage', 'digest', 'run_pipeline',
-           'write_run_json', 'collect_metrics', 'flatten', 'report_files', 'first_table', 'write_report', 'read_sweep',
-           'sweep_points', 'point_names', 'point_config', 'summarize', 'plot_summary', 'run_sweep', 'add_run_args',
-           'run_main', 'add_sweep_args', 'sweep_main']
+           'StageFailed', 'private_umask', 'render_html', 'kernel_manager_class', 'run_stage', 'free_cores',
+           'kernel_threads', 'digest', 'run_pipeline', 'write_run_json', 'collect_metrics', 'flatten', 'report_files',
+           'first_table', 'write_report', 'read_sweep', 'sweep_points', 'point_names', 'point_config', 'summarize',
+           'plot_summary', 'run_sweep', 'add_run_args', 'run_main', 'add_sweep_args', 'sweep_main']
 
 # %% ../nbs/90_pipeline.ipynb #43603e8c
 def notebook_params(path) -> dict:
@@ -110,8 +110,8 @@ def kernel_manager_class():
             self.transport, self.ip = 'ipc', os.path.join(d, 'k')
     return IPCKernelManager
 
-def run_stage(src, out, params:dict, cwd, progress:bool=False) -> float:
-    "Execute notebook `src` into `out` with `params`, working directory `cwd`; returns the seconds it took."
+def run_stage(src, out, params:dict, cwd, progress:bool=False, threads:int|None=None) -> float:
+    "Execute notebook `src` into `out` with `params`, working directory `cwd`, its kernel's torch on `threads` threads; returns the seconds it took."
     import papermill as pm, nbformat, logging
     logging.getLogger('papermill').setLevel(logging.ERROR)  # its parameter reader's warnings (see above); the runner passes declared parameters only
     t0 = time.perf_counter()
@@ -119,14 +119,36 @@ def run_stage(src, out, params:dict, cwd, progress:bool=False) -> float:
     nb = nbformat.read(str(src), as_version=4)
     skip = re.compile(r'^#\|\s*eval:\s*false', re.M)  # as nbdev_test: `#| eval: false` cells (a `__main__` guard) are not run
     nb.cells = [c for c in nb.cells if 'nbdev_export' + '()' not in c.source and not (c.cell_type == 'code' and skip.search(c.source))]  # nor the export cell
+    before = os.environ.get('OMP_NUM_THREADS')
+    if threads: os.environ['OMP_NUM_THREADS'] = str(threads)  # the kernel starts with this process's environment
     try: pm.execute_notebook(nb, str(out), parameters=params, cwd=str(cwd), kernel_name='python3',
                              progress_bar=progress, log_output=False, kernel_manager_class=kernel_manager_class())
     except pm.PapermillExecutionError as e:
         render_html(out)
         why = f'{e.ename}: {e.evalue}' if e.ename == 'UserError' else e.ename  # other exception texts may quote messages
         raise StageFailed(f"{Path(src).stem} failed in cell [{e.exec_count}] ({why}); see {out} (saved up to that cell)")
+    finally:
+        if before is None: os.environ.pop('OMP_NUM_THREADS', None)
+        else: os.environ['OMP_NUM_THREADS'] = before
     render_html(out)
     return time.perf_counter() - t0
+
+# %% ../nbs/90_pipeline.ipynb #81f6d219
+def free_cores(window:float=0.5, stat='/proc/stat') -> int:
+    "Cores that no other program keeps busy, measured over `window` seconds from `stat`; all of them where it cannot be read."
+    n = os.cpu_count() or 1
+    def snap():
+        v = [int(x) for x in Path(stat).read_text().split('\n', 1)[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+        return sum(v), v[3] + v[4]
+    try:
+        t0, i0 = snap(); time.sleep(window); t1, i1 = snap()
+    except (OSError, ValueError, IndexError): return n
+    return min(n, max(1, round(n * (i1 - i0) / max(1, t1 - t0))))
+
+def kernel_threads() -> int:
+    "Torch threads for the next stage's kernel: the caller's `OMP_NUM_THREADS`, else `free_cores()`."
+    v = os.environ.get('OMP_NUM_THREADS', '')
+    return int(v) if v.isdigit() and int(v) > 0 else free_cores()
 
 # %% ../nbs/90_pipeline.ipynb #eaa471d9
 def digest(params:dict) -> str:
@@ -160,8 +182,9 @@ def run_pipeline(config, overrides=(), name:str|None=None, runs_dir='runs', forc
             if not force and not ran & set(STAGES[s].reads) and marker.exists() and json.loads(marker.read_text()).get('digest') == d:
                 log(f'{head}: done earlier with the same parameters, kept'); state[s] = 'kept'; continue
             ran.add(s); marker.unlink(missing_ok=True)
-            log(f'{head}: running {nb}.ipynb')
-            try: secs = run_stage(nbs/f'{nb}.ipynb', run/f'{nb}.ipynb', params[s], nbs, progress)
+            threads = kernel_threads()
+            log(f'{head}: running {nb}.ipynb ({threads} torch thread{"s" * (threads > 1)})')
+            try: secs = run_stage(nbs/f'{nb}.ipynb', run/f'{nb}.ipynb', params[s], nbs, progress, threads)
             except StageFailed:
                 state[s] = 'failed'; write_run_json(run, state); raise
             with atomic_write(marker) as f: json.dump({'stage': s, 'digest': d, 'seconds': round(secs, 1), 'finished': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, f)
