@@ -14,9 +14,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from .core import UserError, atomic_path, atomic_write
 
 # %% auto #0
-__all__ = ['EOT', 'GEMMA3_CHAT_TEMPLATE', 'LOCAL_TOKENIZERS', 'LOCAL_MODELS', 'BUILTIN_CONFIGS', 'train_demo_tokenizer',
-           'cache_dir', 'gemma3_270m_path', 'load_tokenizer', 'get_tokenizer', 'gemma3_tiny_path', 'model_source',
-           'gemma_2b_config', 'model_config', 'count_params']
+__all__ = ['EOT', 'GEMMA3_CHAT_TEMPLATE', 'LOCAL_TOKENIZERS', 'SPM_SPECIALS', 'LOCAL_MODELS', 'BUILTIN_CONFIGS',
+           'train_demo_tokenizer', 'cache_dir', 'gemma3_270m_path', 'load_tokenizer', 'get_tokenizer',
+           'gemma3_tiny_path', 'gemma3_tiny_spm_path', 'model_source', 'gemma_2b_config', 'model_config',
+           'count_params']
 
 # %% ../nbs/01_models.ipynb #3df7998a
 EOT = '<|endoftext|>'
@@ -122,7 +123,43 @@ def gemma3_tiny_path(path=None) -> Path:
         with atomic_path(path, folder=True) as tmp: AutoModelForCausalLM.from_config(c).save_pretrained(tmp); tok.save_pretrained(tmp)
     return path
 
-LOCAL_MODELS = {'gemma3-270m': lambda: gemma3_270m_path(model=True), 'gemma3-tiny': gemma3_tiny_path}  # offline stand-ins: name -> folder
+SPM_SPECIALS = ['<start_of_turn>', '<end_of_turn>']  # Gemma 3's turn tokens, single pieces of the small vocabulary
+
+def gemma3_tiny_spm_path(path=None, vocab_size:int=512) -> Path:
+    "`gemma3-tiny` with a small SentencePiece vocabulary (`tokenizer.model`) trained on the synthetic chats, built once (seed 0)."
+    import io, sentencepiece as spm, torch
+    from tokenizers import AddedToken
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, GemmaTokenizer
+    from transformers.convert_slow_tokenizer import generate_merges
+    from chatmimic.synth import make_truth
+    path = Path(path or cache_dir()/f'gemma3-tiny-spm-{vocab_size}')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + '.lock'):
+        if (path/'config.json').exists(): return path
+        texts, buf = [e.text for c in make_truth(400).chats for e in c.events if e.text], io.BytesIO()
+        spm.SentencePieceTrainer.train(  # Gemma's ids for pad/eos/bos/unk, bytes for what it never saw, text kept as written
+            sentence_iterator=iter(texts), model_writer=buf, vocab_size=vocab_size, model_type='bpe', byte_fallback=True,
+            pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece='<pad>', eos_piece='<eos>', bos_piece='<bos>', unk_piece='<unk>',
+            user_defined_symbols=SPM_SPECIALS, character_coverage=1.0, add_dummy_prefix=False, remove_extra_whitespaces=False,
+            normalization_rule_name='identity', split_digits=True, num_threads=1, minloglevel=2)
+        sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
+        vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}  # transformers' own reader of tokenizer.model needs protobuf 7
+        tok = GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab, {p: sp.get_score(i) for p, i in vocab.items()}), mask_token=None,
+                             add_bos_token=True, additional_special_tokens=[AddedToken(t, special=True, normalized=False) for t in SPM_SPECIALS])
+        tok.chat_template = GEMMA3_CHAT_TEMPLATE
+        c = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                             num_key_value_heads=1, head_dim=32, max_position_embeddings=2048, sliding_window=512, rope_theta=10_000.0,
+                             layer_types=['sliding_attention', 'full_attention'], bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        torch.manual_seed(0)
+        with atomic_path(path, folder=True) as tmp:
+            AutoModelForCausalLM.from_config(c).save_pretrained(tmp); tok.save_pretrained(tmp)
+            with atomic_write(tmp/'tokenizer.model', 'wb') as f: f.write(buf.getvalue())  # llama.cpp's converter reads the vocabulary here
+    return path
+
+LOCAL_MODELS = {'gemma3-270m': lambda: gemma3_270m_path(model=True), 'gemma3-tiny': gemma3_tiny_path,
+                'gemma3-tiny-spm': gemma3_tiny_spm_path}  # offline stand-ins: name -> folder
+LOCAL_TOKENIZERS['gemma3-tiny-spm'] = gemma3_tiny_spm_path  # its own vocabulary: a dataset for it is tokenized with it
 
 def model_source(name:str) -> str:
     "A Hugging Face name or folder, with the offline stand-ins resolved to their folders."

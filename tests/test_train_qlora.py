@@ -160,20 +160,56 @@ def _converter():
     return d if (Path(d)/'convert_hf_to_gguf.py').exists() else None
 
 
-def test_gguf_export_loads_back(tiny, gemma_ds, tmp_path):
-    "The merged model exported to GGUF by llama.cpp's converter loads back in transformers with the same logits."
+@pytest.fixture(scope='module')
+def tiny_spm():
+    "gemma3-tiny-spm: gemma3-tiny with a 512-piece SentencePiece vocabulary (tokenizer.model), and the demo dataset tokenized with it."
+    from chatmimic.models import model_source
+    from chatmimic.train import demo_dataset
+    return Path(model_source('gemma3-tiny-spm')), demo_dataset('qlora', 'gemma3-tiny-spm', 'model', block_size=128)
+
+
+def test_gguf_export_loads_back(tiny_spm, tmp_path):
+    """The merged model exported to GGUF by llama.cpp's converter loads back in transformers (config and weights read from the
+    file) with the same logits. On the 512-piece vocabulary: Gemma's 262k tokens cost gguf's reader about 40 s a read, twice."""
     assert _converter(), "llama.cpp's convert_hf_to_gguf.py not found: run make install (it unpacks it into .cache/llama.cpp) or set LLAMA_CPP_DIR"
+    import shutil
     from transformers import AutoModelForCausalLM
+    from transformers.integrations.gguf.reader import read_gguf_metadata
     from chatmimic.train_qlora import QLoRAConfig, run_qlora, merge, export_gguf
     from chatmimic.train import load_prepared
+    tiny, ds = tiny_spm
     out = tmp_path/'run'
-    cfg = QLoRAConfig(dataset=str(gemma_ds), out=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=1, val_examples=2,
+    cfg = QLoRAConfig(dataset=str(ds), out=str(out), model=str(tiny), learning_rate=1e-2, grad_accum=1, max_steps=1, val_examples=2,
                       eval_every=0, save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4, stop_examples=0)
     run_qlora(cfg, quiet=True)
     mdir = merge(out)
+    shutil.copyfile(tiny/'tokenizer.model', mdir/'tokenizer.model')  # merge() saves tokenizer.json only; the converter needs this file for a SentencePiece vocabulary (reported)
     g = export_gguf(mdir, outtype='f32', llama_cpp=_converter())
     assert g.exists() and 'FROM ./model-f32.gguf' in g.with_suffix('.Modelfile').read_text()
-    x = torch.tensor([load_prepared(gemma_ds)[0]['test'][0]['input_ids']])
+    meta, _ = read_gguf_metadata(str(g), string_arrays={'tokenizer.ggml.tokens'})  # the vocabulary went in, from tokenizer.model
+    assert meta['general.architecture'] == 'gemma3' and meta['tokenizer.ggml.model'] == 'llama'
+    assert len(meta['tokenizer.ggml.tokens']) == 512 and meta['tokenizer.ggml.tokens'][4:6] == ['<start_of_turn>', '<end_of_turn>']
+    x = torch.tensor([load_prepared(ds)[0]['test'][0]['input_ids']])
     a = AutoModelForCausalLM.from_pretrained(mdir).eval()
     b = AutoModelForCausalLM.from_pretrained(g.parent, gguf_file=g.name).eval()
-    with torch.no_grad(): assert torch.allclose(a(input_ids=x).logits, b(input_ids=x).logits, atol=1e-4)
+    assert type(b).__name__ == 'Gemma3ForCausalLM' and b.config.vocab_size == 512 and b.config.num_hidden_layers == 2
+    with torch.no_grad(): la, lb = a(input_ids=x).logits, b(input_ids=x).logits
+    assert torch.allclose(la, lb, atol=1e-4) and not torch.allclose(la, torch.zeros_like(la)), (la - lb).abs().max()
+
+
+def test_gguf_export_gemma_vocabulary(tiny, tmp_path):
+    """Gemma 3's own 262,144-token vocabulary (tokenizer.json only, as a gemma3-270m run's merged folder has it) goes through the same
+    export: llama.cpp's converter recognizes its pre-tokenizer and writes every token, its merges and the full embedding."""
+    assert _converter(), "llama.cpp's convert_hf_to_gguf.py not found: run make install (it unpacks it into .cache/llama.cpp) or set LLAMA_CPP_DIR"
+    import shutil
+    from transformers.integrations.gguf.reader import GgufHeader, read_gguf_metadata
+    from chatmimic.train_qlora import export_gguf
+    src = tmp_path/'merged'
+    shutil.copytree(tiny, src)
+    assert not (src/'tokenizer.model').exists()  # the BPE path of the converter, the one a gemma3-270m run takes
+    g = export_gguf(src, outtype='f32', llama_cpp=_converter())
+    meta, _ = read_gguf_metadata(str(g))  # transformers' own header reader: string arrays are counted, not parsed
+    assert meta['tokenizer.ggml.model'] == 'gpt2' and meta['tokenizer.ggml.pre'] and meta['tokenizer.ggml.tokens'] == 262_144
+    assert meta['tokenizer.ggml.merges'] > 500_000 and (meta['tokenizer.ggml.bos_token_id'], meta['tokenizer.ggml.eos_token_id']) == (2, 1)
+    shapes = {t.name: t.shape for t in GgufHeader.from_file(str(g)).tensors}
+    assert shapes['token_embd.weight'] == (262_144, 64)
