@@ -106,30 +106,34 @@ def get_tokenizer(name:str, texts=None, vocab_size:int=2000):
     return load_tokenizer(name)
 
 # %% ../nbs/01_models.ipynb #b1a7e002
-def gemma3_tiny_path(path=None) -> Path:
-    "A random two-layer Gemma 3 with Gemma 3 270M's tokenizer and vocabulary, built from a config once (seed 0): a fast test model."
+def _save_tiny_gemma3(tok, folder):
+    "A random two-layer Gemma 3 (a sliding-window layer, then a full-attention one) for tokenizer `tok`, saved with it in `folder` (seed 0)."
     import torch
     from transformers import AutoModelForCausalLM, Gemma3TextConfig
+    c = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=1, head_dim=32, max_position_embeddings=2048, sliding_window=512, rope_theta=10_000.0,
+                         layer_types=['sliding_attention', 'full_attention'], bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(c).save_pretrained(folder); tok.save_pretrained(folder)
+
+def gemma3_tiny_path(path=None) -> Path:
+    "A random two-layer Gemma 3 with Gemma 3 270M's tokenizer and vocabulary, built from a config once (seed 0): a fast test model."
     path = Path(path or cache_dir()/'gemma3-tiny-v3')
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + '.lock'):
         if (path/'config.json').exists(): return path
         tok = load_tokenizer('gemma3-270m')
-        c = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                             num_key_value_heads=1, head_dim=32, max_position_embeddings=2048, sliding_window=512, rope_theta=10_000.0,
-                             layer_types=['sliding_attention', 'full_attention'], bos_token_id=tok.bos_token_id,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-        torch.manual_seed(0)
-        with atomic_path(path, folder=True) as tmp: AutoModelForCausalLM.from_config(c).save_pretrained(tmp); tok.save_pretrained(tmp)
+        with atomic_path(path, folder=True) as tmp: _save_tiny_gemma3(tok, tmp)
     return path
 
 SPM_SPECIALS = ['<start_of_turn>', '<end_of_turn>']  # Gemma 3's turn tokens, single pieces of the small vocabulary
 
 def gemma3_tiny_spm_path(path=None, vocab_size:int=512) -> Path:
     "`gemma3-tiny` with a small SentencePiece vocabulary (`tokenizer.model`) trained on the synthetic chats, built once (seed 0)."
-    import io, sentencepiece as spm, torch
+    import io, sentencepiece as spm
     from tokenizers import AddedToken
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig, GemmaTokenizer
+    from transformers import GemmaTokenizer
     from transformers.convert_slow_tokenizer import generate_merges
     from chatmimic.synth import make_truth
     path = Path(path or cache_dir()/f'gemma3-tiny-spm-{vocab_size}')
@@ -147,13 +151,8 @@ def gemma3_tiny_spm_path(path=None, vocab_size:int=512) -> Path:
         tok = GemmaTokenizer(vocab=vocab, merges=generate_merges(vocab, {p: sp.get_score(i) for p, i in vocab.items()}), mask_token=None,
                              add_bos_token=True, additional_special_tokens=[AddedToken(t, special=True, normalized=False) for t in SPM_SPECIALS])
         tok.chat_template = GEMMA3_CHAT_TEMPLATE
-        c = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-                             num_key_value_heads=1, head_dim=32, max_position_embeddings=2048, sliding_window=512, rope_theta=10_000.0,
-                             layer_types=['sliding_attention', 'full_attention'], bos_token_id=tok.bos_token_id,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-        torch.manual_seed(0)
         with atomic_path(path, folder=True) as tmp:
-            AutoModelForCausalLM.from_config(c).save_pretrained(tmp); tok.save_pretrained(tmp)
+            _save_tiny_gemma3(tok, tmp)
             with atomic_write(tmp/'tokenizer.model', 'wb') as f: f.write(buf.getvalue())  # llama.cpp's converter reads the vocabulary here
     return path
 

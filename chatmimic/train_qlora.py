@@ -185,6 +185,10 @@ def merge(run, dest=None) -> Path:
     merged.config.use_cache = True
     with atomic_path(dest, folder=True) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True); tok.save_pretrained(tmp)
+        from transformers.utils import cached_file  # the base's SentencePiece model, where it has one: tokenizers save tokenizer.json only,
+        spm = cached_file(info['base'], 'tokenizer.model', _raise_exceptions_for_missing_entries=False,  # and llama.cpp's converter reads
+                          _raise_exceptions_for_connection_errors=False)  # a Gemma 1 vocabulary (the study's gemma-2b) from this file alone
+        if spm: shutil.copyfile(spm, tmp/'tokenizer.model')
         with atomic_write(tmp/'chatmimic.json') as f: json.dump({**info, 'kind': 'merged', 'adapter': str(d)}, f, indent=1)
         add_gemma_notice(tmp, info['base'])
     return dest

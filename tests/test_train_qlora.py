@@ -172,7 +172,6 @@ def test_gguf_export_loads_back(tiny_spm, tmp_path):
     """The merged model exported to GGUF by llama.cpp's converter loads back in transformers (config and weights read from the
     file) with the same logits. On the 512-piece vocabulary: Gemma's 262k tokens cost gguf's reader about 40 s a read, twice."""
     assert _converter(), "llama.cpp's convert_hf_to_gguf.py not found: run make install (it unpacks it into .cache/llama.cpp) or set LLAMA_CPP_DIR"
-    import shutil
     from transformers import AutoModelForCausalLM
     from transformers.integrations.gguf.reader import read_gguf_metadata
     from chatmimic.train_qlora import QLoRAConfig, run_qlora, merge, export_gguf
@@ -183,7 +182,7 @@ def test_gguf_export_loads_back(tiny_spm, tmp_path):
                       eval_every=0, save_every=0, progress=False, gradient_checkpointing=False, backend='peft', lora_rank=4, stop_examples=0)
     run_qlora(cfg, quiet=True)
     mdir = merge(out)
-    shutil.copyfile(tiny/'tokenizer.model', mdir/'tokenizer.model')  # merge() saves tokenizer.json only; the converter needs this file for a SentencePiece vocabulary (reported)
+    assert (mdir/'tokenizer.model').read_bytes() == (tiny/'tokenizer.model').read_bytes()  # merge() keeps the base's SentencePiece model, which the converter reads
     g = export_gguf(mdir, outtype='f32', llama_cpp=_converter())
     assert g.exists() and 'FROM ./model-f32.gguf' in g.with_suffix('.Modelfile').read_text()
     meta, _ = read_gguf_metadata(str(g), string_arrays={'tokenizer.ggml.tokens'})  # the vocabulary went in, from tokenizer.model
