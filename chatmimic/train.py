@@ -660,12 +660,12 @@ def demo_config(stage:str):
     "Trainer `stage`'s settings in `make demo` (configs/demo.yaml) on the demo dataset (`dataset` empty), quiet."
     return replace(build_config(stage, CONFIGS/'demo.yaml'), dataset='', progress=False)
 
-def cached_demo_run(stage:str, force:bool=False) -> Path:
-    "The demo run of trainer `stage` (`demo_config(stage)`), trained once under the cache and reused."
+def cached_demo_run(stage:str, force:bool=False, **changes) -> Path:
+    "The demo run of trainer `stage` (`demo_config(stage)`, with the settings `changes`), trained once under the cache and reused."
     st = STAGES[stage]
     m = importlib.import_module(f'chatmimic.{st.module}')
-    path = cache_dir()/'demo-runs'/stage
-    cfg = replace(demo_config(stage), out=str(path))
+    path = cache_dir()/'demo-runs'/'-'.join([stage, *(f'{k}={v}' for k, v in sorted(changes.items()))])
+    cfg = replace(demo_config(stage), out=str(path), **changes)
     p = argparse.ArgumentParser()
     if hasattr(m, f'add_{stage}_args'): getattr(m, f'add_{stage}_args')(p)  # the command's action flags, at their defaults
     args = p.parse_args([]); args.quiet = True
