@@ -105,9 +105,12 @@ def kernel_manager_class():
     class IPCKernelManager(KernelManager):
         def __init__(self, **kw):
             super().__init__(**kw)
-            d = tempfile.mkdtemp(prefix='chatmimic-kernel-')  # 0700, one per kernel: concurrent runs never share a socket name
-            atexit.register(shutil.rmtree, d, True)
-            self.transport, self.ip = 'ipc', os.path.join(d, 'k')
+            self.ipc_dir = tempfile.mkdtemp(prefix='chatmimic-kernel-')  # 0700, one per kernel: concurrent runs never share a socket name
+            atexit.register(shutil.rmtree, self.ipc_dir, True)  # where this process ends with the kernel still up
+            self.transport, self.ip = 'ipc', os.path.join(self.ipc_dir, 'k')
+        async def _async_cleanup_resources(self, restart:bool=False):
+            await super()._async_cleanup_resources(restart=restart)  # the kernel is shut down: its socket folder goes too
+            if not restart: shutil.rmtree(self.ipc_dir, ignore_errors=True)  # (a process that ends by os._exit, as nbdev_test's workers do, skips atexit)
     return IPCKernelManager
 
 def run_stage(src, out, params:dict, cwd, progress:bool=False, threads:int|None=None) -> float:
