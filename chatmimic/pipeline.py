@@ -98,8 +98,8 @@ def render_html(nb_path) -> Path:
     with atomic_write(out) as f: f.write(body)
     return out
 
-def kernel_manager_class():
-    "A Jupyter kernel manager whose kernels talk over Unix sockets (private files) rather than localhost TCP."
+def kernel_manager_class(threads:int|None=None):
+    "A Jupyter kernel manager whose kernels talk over Unix sockets (private files) rather than localhost TCP, their torch on `threads` threads."
     import atexit, shutil, tempfile
     from jupyter_client import KernelManager
     class IPCKernelManager(KernelManager):
@@ -111,6 +111,9 @@ def kernel_manager_class():
         async def _async_cleanup_resources(self, restart:bool=False):
             await super()._async_cleanup_resources(restart=restart)  # the kernel is shut down: its socket folder goes too
             if not restart: shutil.rmtree(self.ipc_dir, ignore_errors=True)  # (a process that ends by os._exit, as nbdev_test's workers do, skips atexit)
+        async def _async_pre_start_kernel(self, **kw):
+            if threads: kw['env'] = {**kw.get('env', os.environ), 'OMP_NUM_THREADS': str(threads)}  # the kernel's environment only, not this process's
+            return await super()._async_pre_start_kernel(**kw)
     return IPCKernelManager
 
 def run_stage(src, out, params:dict, cwd, progress:bool=False, threads:int|None=None) -> float:
@@ -122,17 +125,12 @@ def run_stage(src, out, params:dict, cwd, progress:bool=False, threads:int|None=
     nb = nbformat.read(str(src), as_version=4)
     skip = re.compile(r'^#\|\s*eval:\s*false', re.M)  # as nbdev_test: `#| eval: false` cells (a `__main__` guard) are not run
     nb.cells = [c for c in nb.cells if 'nbdev_export' + '()' not in c.source and not (c.cell_type == 'code' and skip.search(c.source))]  # nor the export cell
-    before = os.environ.get('OMP_NUM_THREADS')
-    if threads: os.environ['OMP_NUM_THREADS'] = str(threads)  # the kernel starts with this process's environment
     try: pm.execute_notebook(nb, str(out), parameters=params, cwd=str(cwd), kernel_name='python3',
-                             progress_bar=progress, log_output=False, kernel_manager_class=kernel_manager_class())
+                             progress_bar=progress, log_output=False, kernel_manager_class=kernel_manager_class(threads))
     except pm.PapermillExecutionError as e:
         render_html(out)
         why = f'{e.ename}: {e.evalue}' if e.ename == 'UserError' else e.ename  # other exception texts may quote messages
         raise StageFailed(f"{Path(src).stem} failed in cell [{e.exec_count}] ({why}); see {out} (saved up to that cell)")
-    finally:
-        if before is None: os.environ.pop('OMP_NUM_THREADS', None)
-        else: os.environ['OMP_NUM_THREADS'] = before
     render_html(out)
     return time.perf_counter() - t0
 
