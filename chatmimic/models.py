@@ -85,7 +85,8 @@ def gemma3_270m_path(path=None, model:bool=False) -> Path:
     return path
 
 # %% ../nbs/01_models.ipynb #cde53566
-LOCAL_TOKENIZERS = {'gemma3-270m': gemma3_270m_path}  # names resolved without the network
+LOCAL_TOKENIZERS = {'gemma3-270m': gemma3_270m_path,  # names resolved without the network
+                    'gemma3-tiny-spm': lambda: gemma3_tiny_spm_path()}  # (defined below) a test model with its own small vocabulary
 
 def load_tokenizer(name:str):
     "A fast tokenizer by Hugging Face name, local folder or one of `LOCAL_TOKENIZERS`; failure is a `UserError`."
@@ -158,7 +159,6 @@ def gemma3_tiny_spm_path(path=None, vocab_size:int=512) -> Path:
 
 LOCAL_MODELS = {'gemma3-270m': lambda: gemma3_270m_path(model=True), 'gemma3-tiny': gemma3_tiny_path,
                 'gemma3-tiny-spm': gemma3_tiny_spm_path}  # offline stand-ins: name -> folder
-LOCAL_TOKENIZERS['gemma3-tiny-spm'] = gemma3_tiny_spm_path  # its own vocabulary: a dataset for it is tokenized with it
 
 def model_source(name:str) -> str:
     "A Hugging Face name or folder, with the offline stand-ins resolved to their folders."

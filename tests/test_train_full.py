@@ -222,7 +222,7 @@ def test_padding_share(ds):
 # --- the cached demo run --------------------------------------------------------------------------------------------
 
 def test_cached_demo_run():
-    "The demo run the compare and cost notebooks read: trained once with make demo's settings (configs/demo.yaml), then reused as it is."
+    "The full demo run the tests compare: trained once with make demo's settings (configs/demo.yaml), then reused as it is."
     from chatmimic.train import cached_demo_run
     import yaml
     demo = yaml.safe_load((ROOT/'configs'/'demo.yaml').read_text())
