@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, importlib, os, sys
 from pathlib import Path
-from .core import STAGES, run_cli, private_env, command_name, add_config_args, split_overrides, config_from_args, check_output, protect_process
+from .core import STAGES, run_cli, private_env, command_name, add_stage_args, split_overrides, config_from_args, check_output, protect_process
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'stage_parser', 'check_stage_output', 'stage_command', 'other_command', 'main']
@@ -29,14 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (mod, add, main, help) in COMMANDS.items(): sub.add_parser(name, help=help, description=help)
     return p
 
-def stage_parser(stage:str):
-    "The argument parser of a stage's command, and the stage's module."
-    st = STAGES[stage]
-    m = importlib.import_module(f'chatmimic.{st.module}')
-    p = argparse.ArgumentParser(prog=f'chatmimic {command_name(stage)}', description=st.help)
-    add_config_args(p, getattr(m, st.config))
-    if hasattr(m, f'add_{stage}_args'): getattr(m, f'add_{stage}_args')(p)
-    return p, m
+def stage_parser(stage:str) -> argparse.ArgumentParser:
+    "The argument parser of a stage's command, from its config's light module: the stage's own module is not imported."
+    p = argparse.ArgumentParser(prog=f'chatmimic {command_name(stage)}', description=STAGES[stage].help)
+    add_stage_args(p, stage)
+    return p
 
 def check_stage_output(stage:str, cfg):
     "Before a stage's command works: its output is checked against every input it names (the other path parameters)."
@@ -45,12 +42,14 @@ def check_stage_output(stage:str, cfg):
     check_output(cfg.out, ins, folder=stage != 'parse')
 
 def stage_command(stage:str, argv:list):
-    "Run a stage's command: its config from defaults, --config, key=value and flags, then `<stage>_main(config, args)`."
-    p, m = stage_parser(stage)
+    "Run a stage's command: its config from defaults, --config, key=value and flags, checked with its output and input files, then `<stage>_main(config, args)`."
+    p = stage_parser(stage)
     over, rest = split_overrides(argv, p)
     args = p.parse_args(rest)
     cfg = config_from_args(stage, args, over)
     check_stage_output(stage, cfg)
+    cfg.check_files()
+    m = importlib.import_module(f'chatmimic.{STAGES[stage].module}')  # the stage's libraries (torch, transformers) load only now
     getattr(m, f'{stage}_main')(cfg, args)
 
 def other_command(name:str, argv:list):

@@ -5,13 +5,13 @@
 # %% ../nbs/04_compare.ipynb #8bd08fa2
 from __future__ import annotations
 import contextlib, gc, json, math, sys, time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_IN_STUDY
+from .core import UserError, user_error, atomic_write
+from .stage_configs import CompareConfig
 from .parse import format_table
 from .prepare import Template, prefix_mask
 from .generate import run_info, load_run, dataset_path, owner_of, reply_ids, generate_reply, reply_messages, mask_for, next_turn
@@ -19,49 +19,9 @@ from .report import language, prompt_text, reply_style, metric_rows, diff_rows, 
 from .audit import audit_run
 
 # %% auto #0
-__all__ = ['LN2', 'CompareConfig', 'run_dataset', 'reply_keys', 'shared_replies', 'pick', 'template_ids', 'text_spans',
-           'prefix_attention', 'score_examples', 'boot_idx', 'ratio', 'interval', 'loss_metrics', 'loss_difference',
-           'reply_cap', 'style_metrics', 'split_info', 'compare', 'compare_main']
-
-# %% ../nbs/04_compare.ipynb #10079f2c
-@dataclass
-class CompareConfig(StageConfig):
-    "The comparison: the runs, the test replies scored and generated, the sampling and the intervals; defaults: the whole test split."
-    runs: list = param([], 'trainer run folders to compare (written by chatmimic train-full / train-qlora)', positional='*', path='file', study=NOT_IN_STUDY)
-    out: str = param('runs/compare', 'output folder: metrics.json, generations.jsonl, the figures, report.html and report.md', short='-o', path='file', study=NOT_IN_STUDY)
-    dataset: list = param([], "prepared datasets to score on instead of each run's own: one for every run, or one per run; [] = each run's own",
-                          path='file', study=NOT_IN_STUDY)
-    n_examples: int = param(0, 'test replies scored per model, drawn (seeded) from those every run shares; 0 = all of them', unit='replies')
-    n_generate: int = param(100, 'test prompts every model answers: the side-by-side tables and the style metrics', unit='prompts', study=NOT_IN_STUDY)
-    n_show: int = param(4, "side-by-side tables shown in the notebook (the study's appendix B shows 4); the reports show every generated one", unit='tables')
-    max_new_tokens: int = param(0, "longest generated reply; 0 = the 95th percentile of the real test replies' lengths, in each run's tokens", unit='tokens',
-                                study=NOT_IN_STUDY)
-    temperature: float = param(0.8, 'sampling temperature; 0 = greedy', study=NOT_IN_STUDY)
-    top_p: float = param(0.95, 'nucleus sampling: the smallest set of tokens with this probability', study=NOT_IN_STUDY)
-    seed: int = param(0, 'of the reply sample, the sampling and the bootstrap', study=NOT_IN_STUDY)
-    n_boot: int = param(1000, 'bootstrap resamples of the 95% intervals', unit='resamples', study=NOT_IN_STUDY)
-    languages: list = param(['it', 'en'], "languages the identifier chooses from (the study's chats are Italian and English); [] = all 97 py3langid knows",
-                            study=NOT_IN_STUDY)
-    base: bool = param(True, "also evaluate each run's base model, before fine-tuning", study=NOT_IN_STUDY)
-    blind_questions: int = param(20, 'questions on blind.html, the blind test for friends: the real reply against a model\'s (at most n_generate)',
-                                 unit='questions', study=NOT_IN_STUDY)
-    audit_samples: int = param(10, "extraction audit: continuations sampled from the context before each phone number or e-mail address in the "
-                               "training replies (at most 50 values), per model", unit='samples', study=NOT_IN_STUDY)
-    canary_candidates: int = param(100, "canary exposure: random secrets as long in tokens that each canary planted by prepare is ranked among; "
-                                   "exposure is at most log2(canary_candidates + 1) bits", unit='secrets', study=NOT_IN_STUDY)
-
-    def check(self):
-        "Ranges and counts the types alone do not say."
-        def need(ok, what):
-            if not ok: raise UserError(what)
-        for k in ('n_examples', 'n_generate', 'n_show', 'max_new_tokens'): need(getattr(self, k) >= 0, f'{k} {getattr(self, k)!r} must be at least 0.')
-        need(self.n_boot >= 1, f'n_boot {self.n_boot!r} must be at least 1.')
-        for k in ('blind_questions', 'audit_samples', 'canary_candidates'): need(getattr(self, k) >= 1, f'{k} {getattr(self, k)!r} must be at least 1.')
-        need(self.temperature >= 0, f'temperature {self.temperature!r} must not be negative.')
-        need(0 < self.top_p <= 1, f'top_p {self.top_p!r} must be in (0, 1].')
-        self.runs, self.dataset, self.languages = [str(r) for r in self.runs], [str(d) for d in self.dataset], [str(x) for x in self.languages]
-        need(len(self.dataset) <= 1 or len(self.dataset) == len(self.runs),
-             f'{len(self.dataset)} datasets for {len(self.runs)} runs; pass one dataset, or one per run.')
+__all__ = ['LN2', 'run_dataset', 'reply_keys', 'shared_replies', 'pick', 'template_ids', 'text_spans', 'prefix_attention',
+           'score_examples', 'boot_idx', 'ratio', 'interval', 'loss_metrics', 'loss_difference', 'reply_cap',
+           'style_metrics', 'split_info', 'compare', 'compare_main']
 
 # %% ../nbs/04_compare.ipynb #da44993f
 def run_dataset(run, info:dict, dataset=None):

@@ -14,7 +14,8 @@ __all__ = ['PRIVATE_ENV', 'OFFLINE_ENV', 'CONFIGS', 'STAGES', 'TRAINERS', 'RUN_K
            'UserError', 'user_error', 'run_cli', 'remove_stale', 'atomic_path', 'atomic_write', 'check_output',
            'Terminated', 'protect_process', 'Stage', 'command_name', 'config_class', 'param', 'closest', 'StageConfig',
            'read_config', 'parse_overrides', 'merge_config', 'check_config', 'stage_values', 'resolve_paths',
-           'build_config', 'plan_yaml', 'add_config_args', 'split_overrides', 'stage_overrides', 'config_from_args']
+           'build_config', 'plan_yaml', 'add_config_args', 'add_stage_args', 'split_overrides', 'stage_overrides',
+           'config_from_args']
 
 # %% ../nbs/00_core.ipynb #683a7de2
 PRIVATE_ENV = {
@@ -157,8 +158,8 @@ class Stage:
     "A step of the pipeline. Its name is its config section, its run subfolder, its metrics key and (with '-' for '_') its command."
     name: str           # parse, prepare, train_full, train_qlora, compare, cost
     notebook: str       # nbs/<notebook>.ipynb runs it
-    module: str         # chatmimic.<module> holds its typed config and its command
-    config: str         # the name of its typed config class in that module
+    module: str         # chatmimic.<module> holds the stage's code and its command, <name>_main
+    config: str         # its typed config class, as module.Class: a module that loads no torch, so a command is checked before its libraries load
     reads: tuple        # the stages whose output it reads
     wires: tuple        # (field, path in the run folder) the runner sets; '*' = the trainers' run folders
     help: str           # what it does, one line
@@ -166,17 +167,17 @@ class Stage:
 CONFIGS = Path(importlib.util.find_spec('chatmimic').origin).parents[1]/'configs'  # this checkout's configs/ (an editable install): demo.yaml, paper.yaml, devices.yaml
 
 STAGES = {s.name: s for s in (
-    Stage('parse', '00_parse', 'parse', 'ParseConfig', (), (('out', 'messages.jsonl'),),
+    Stage('parse', '00_parse', 'parse', 'parse.ParseConfig', (), (('out', 'messages.jsonl'),),
           'read chat exports into one JSON Lines message stream'),
-    Stage('prepare', '01_prepare', 'prepare', 'PrepareConfig', ('parse',), (('messages', 'messages.jsonl'), ('out', 'prepared')),
+    Stage('prepare', '01_prepare', 'prepare', 'stage_configs.PrepareConfig', ('parse',), (('messages', 'messages.jsonl'), ('out', 'prepared')),
           'build training examples for both trainers: prompts, loss masks, a split without leakage'),
-    Stage('train_full', '02_train_gpt2_full', 'train_full', 'TrainFullConfig', ('prepare',), (('dataset', 'prepared/full'), ('out', 'train_full')),
+    Stage('train_full', '02_train_gpt2_full', 'train_full', 'stage_configs.TrainFullConfig', ('prepare',), (('dataset', 'prepared/full'), ('out', 'train_full')),
           'fully fine-tune a causal LM (the study: GPT-2) on prepared examples'),
-    Stage('train_qlora', '03_train_gemma_qlora', 'train_qlora', 'QLoRAConfig', ('prepare',), (('dataset', 'prepared/qlora'), ('out', 'train_qlora')),
+    Stage('train_qlora', '03_train_gemma_qlora', 'train_qlora', 'stage_configs.QLoRAConfig', ('prepare',), (('dataset', 'prepared/qlora'), ('out', 'train_qlora')),
           'QLoRA-fine-tune a 4-bit model (the study: Gemma 2B) on prepared examples'),
-    Stage('compare', '04_compare', 'compare', 'CompareConfig', ('train_full', 'train_qlora'), (('runs', '*'), ('out', 'compare')),
+    Stage('compare', '04_compare', 'compare', 'stage_configs.CompareConfig', ('train_full', 'train_qlora'), (('runs', '*'), ('out', 'compare')),
           'evaluate trained runs and their base models on the held-out test replies'),
-    Stage('cost', '05_cost_analysis', 'cost', 'CostConfig', ('train_full', 'train_qlora'), (('runs', '*'), ('out', 'cost')),
+    Stage('cost', '05_cost_analysis', 'cost', 'cost.CostConfig', ('train_full', 'train_qlora'), (('runs', '*'), ('out', 'cost')),
           'power, energy and cost of training runs'),
 )}
 TRAINERS = tuple(s for s, st in STAGES.items() if st.reads == ('prepare',))  # the stages that train a model
@@ -185,10 +186,10 @@ RUN_KEYS = ('name', 'stages')  # config keys the runner reads itself; every othe
 def command_name(stage:str) -> str: return stage.replace('_', '-')
 
 def config_class(stage:str):
-    "The typed config class of `stage` (its module is imported on first use)."
+    "The typed config class of `stage` (its light module is imported on first use)."
     import importlib
-    st = STAGES[stage]
-    return getattr(importlib.import_module(f'chatmimic.{st.module}'), st.config)
+    mod, _, cls = STAGES[stage].config.rpartition('.')
+    return getattr(importlib.import_module(f'chatmimic.{mod}'), cls)
 
 # %% ../nbs/00_core.ipynb #e9a0a61e
 STUDY = object()       # `param(study=STUDY)`: the default is the study's value
@@ -260,6 +261,9 @@ class StageConfig:
     def check(self):
         "Checks across fields; each stage adds its own."
 
+    def check_files(self):
+        "Cheap checks of the files the config reads (each stage adds its own), run by a command before it imports the stage's libraries."
+
     @classmethod
     def from_params(cls, params:dict):
         "The config from a mapping that may hold other names too (a notebook's `globals()`)."
@@ -320,7 +324,7 @@ def merge_config(cfg:dict, extra:dict) -> dict:
 # %% ../nbs/00_core.ipynb #28400859
 def check_config(cfg:dict, where='config', stages=None):
     "Refuse, with the closest valid name, a key that is no stage's parameter (a section's key: not that stage's); `stages`: check only their sections."
-    names = {s: config_class(s).params() for s in (stages or STAGES)}  # a stage's command imports only its own module
+    names = {s: config_class(s).params() for s in (stages or STAGES)}  # light modules: no stage's libraries are imported
     every = set(RUN_KEYS) | set(STAGES) | {k for n in names.values() for k in n}
     for k, v in cfg.items():
         if k not in every and not stages: raise user_error(where, f'{k!r} is not a parameter of any stage{closest(k, every)}', 'check the spelling, or put it under the stage it is for')
@@ -405,6 +409,13 @@ def add_config_args(p:argparse.ArgumentParser, cls):
     p.add_argument('--config', help="a run configuration (e.g. configs/paper.yaml): its top-level keys and this stage's section")
     p.add_argument('-q', '--quiet', action='store_true', help='print nothing but errors')
     p.epilog = 'Any parameter can also be given as key=value (a YAML value), anywhere on the line; --config, then key=value and flags, win over the defaults.'
+
+def add_stage_args(p:argparse.ArgumentParser, stage:str):
+    "Every flag of `stage`'s command: one per parameter of its config (`add_config_args`), then the action flags declared beside the config (`add_<stage>_args`)."
+    cls = config_class(stage)
+    add_config_args(p, cls)
+    add = getattr(sys.modules[cls.__module__], f'add_{stage}_args', None)
+    if add: add(p)
 
 _OVERRIDE = re.compile(r'[A-Za-z_]\w*(\.[A-Za-z_]\w*)?=')
 

@@ -11,21 +11,14 @@ import torch
 
 from .core import UserError, user_error
 from .models import cache_dir
+from .stage_configs import run_info  # noqa: F401 (compare and chat take it from here) light: a command checks its runs with it before torch loads
 from .prepare import Template
 from .train import generate_ids, mask_for, next_turn, unpack_4bit, merge_tokens  # noqa: F401 (compare and chat take them from here) the one generation function, which the stop-rate check uses too
 
 # %% auto #0
-__all__ = ['TOY_KINDS', 'run_info', 'dataset_path', 'owner_of', 'toy_runs', 'load_run', 'reply_ids', 'generate_reply',
-           'reply_messages']
+__all__ = ['TOY_KINDS', 'dataset_path', 'owner_of', 'toy_runs', 'load_run', 'reply_ids', 'generate_reply', 'reply_messages']
 
 # %% ../nbs/03b_generate.ipynb #5cae7e05
-def run_info(run) -> dict:
-    "`model/chatmimic.json` of a trainer run folder; a folder without it is a `UserError`."
-    p = Path(run)/'model'/'chatmimic.json'
-    if not p.is_file(): raise user_error(run, 'is not a trainer run folder (no model/chatmimic.json)', 'pass a folder written by chatmimic train-full or train-qlora')
-    try: return json.loads(p.read_text())
-    except ValueError as e: raise user_error(p, f'is not valid JSON ({e})', 'train the run again')
-
 def dataset_path(run, info:dict, dataset=None) -> Path:
     "The prepared dataset of a run: `dataset` if given, else the one its chatmimic.json names (as written, or relative to the run)."
     if dataset: return Path(dataset)

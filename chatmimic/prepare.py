@@ -19,96 +19,22 @@ import datasets, torch
 from datasets.arrow_writer import ArrowWriter
 from tokenizers import Tokenizer
 
-from .core import UserError, user_error, atomic_path, atomic_write, StageConfig, param, NOT_IN_STUDY
+from .core import UserError, user_error, atomic_path, atomic_write
+from .stage_configs import TEMPLATES, WORDS, DATASETS, PrepareConfig, check_messages
 from .parse import Message, KINDS, format_table, parse_inputs, ParseOptions
 from .models import get_tokenizer
 from .canaries import plant_canaries
 from .pseudonymize import pseudonymize as pseudonymize_table  # the parameter `pseudonymize` would hide it in the notebook
 
 # %% auto #0
-__all__ = ['TEMPLATES', 'WORDS', 'DATASETS', 'SCHEMA', 'MEDIA', 'TOKENIZE_BATCH', 'WORKER_MEMORY', 'SEG_TRAINED', 'FILTERS',
-           'SPLITS', 'EXAMPLE_FEATURES', 'ASSEMBLE_CHUNK', 'SHARD', 'SAVE_IN_PROCESS', 'PrepareConfig',
-           'messages_table', 'read_messages', 'Template', 'make_template', 'line_text', 'render_example', 'Stream',
-           'find_owner', 'message_stream', 'replies', 'special_as_text', 'available_memory', 'worker_count',
-           'tokenize_workers', 'encode_texts', 'ranges', 'gather', 'Pieces', 'Layout', 'layout_messages', 'Examples',
-           'find_examples', 'unit_hash', 'split_replies', 'covered', 'leaks', 'split_examples', 'cap_examples',
-           'assemble', 'write_examples', 'histogram', 'progress_bars', 'Selection', 'select_messages', 'prepare',
-           'check_labels', 'check_out', 'check_root', 'check_splits', 'save_prepared', 'stage_messages',
-           'release_memory', 'prepare_datasets', 'prefix_mask', 'prepare_main']
-
-# %% ../nbs/01_prepare.ipynb #258e3f95
-TEMPLATES = ('paper', 'chatml', 'model')
-WORDS = {'it': ('Chat con', 'Risposta a'), 'en': ('Chat with', 'Reply to')}  # the paper template's header words
-DATASETS = ('full', 'qlora')  # the stage's datasets, one per trainer
-
-# %% ../nbs/01_prepare.ipynb #536b4010
-@dataclass
-class PrepareConfig(StageConfig):
-    "Every choice of the data step, checked when it is built; the defaults are the study's."
-    messages: str = param('', "the JSON Lines file written by chatmimic parse; '' prepares the synthetic export of n_messages",
-                          path='file', positional='?', study=NOT_IN_STUDY)
-    out: str = param('prepared', 'the folder that gets one dataset per trainer, full/ and qlora/ (each: the examples, stats.json, tokenizer/)',
-                     short='-o', path='file', study=NOT_IN_STUDY)
-    owner: str = param('', "whose replies the model learns: the owner's name in the messages; '' = the sender of the messages marked as the owner's",
-                       aliases=('--me',), study=NOT_IN_STUDY)
-    tokenizer_full: str = param('GroNLP/gpt2-small-italian', "tokenizer of the full fine-tuning dataset, full/: a Hugging Face name, a folder, "
-                                "gemma3-270m, or demo-bpe (a GPT-2-style BPE trained on the messages); '' skips that dataset", path='maybe')
-    tokenizer_qlora: str = param('google/gemma-2b', "tokenizer of the QLoRA dataset, qlora/ (as tokenizer_full); '' skips that dataset", path='maybe')
-    template: str = param('paper', "paper (the study's appendix B) | chatml | model (the tokenizer's own chat template)", choices=TEMPLATES)
-    template_qlora: str = param('', "template of the QLoRA dataset; '' = the same as template", choices=('',) + TEMPLATES)
-    lang: str = param('it', "header words: it `<Chat con: …>` (the study) | en `<Chat with: …>`", choices=tuple(WORDS))
-    block_size: int = param(1024, 'tokens per example: prompt, response and terminator', unit='tokens')
-    train_on: str = param('response', "response (the owner's reply and its terminator) | all (every speaker's lines, the Telegram-clone variant)",
-                          choices=('response', 'all'))
-    mask: str = param('causal', "causal | prefix: the study's Figure 2 mask, the prompt attending both ways; causal by default because "
-                      "generation is causal and a prefix mask is exact only under some attention implementations", choices=('causal', 'prefix'), study='prefix')
-    max_gap: float = param(3600, "a pause longer than this between two of the owner's messages starts a new response (the study: an hour)", unit='seconds')
-    media: str = param('example', 'drop examples with media anywhere (the study) | only where the response has media | keep them',
-                       choices=('example', 'response', 'keep'))
-    max_system: float = param(0.5, "drop examples whose messages are more than this share system messages (the study: 'too many')", unit='share', study=NOT_IN_STUDY)
-    min_date: str = param('2021-01-01', "drop examples with any message before this day (UTC); '' keeps all")
-    split: str = param('random', "random (the study's; it leaks, see stats.json) | time (the latest replies held out) | chat (whole chats held out); "
-                       "by reply, the same for every tokenizer", choices=('random', 'time', 'chat'))
-    val_frac: float = param(0.1, 'share of the replies held out for validation (the study held out 20% for evaluation and had no test split)', unit='share', study=0.2)
-    test_frac: float = param(0.1, 'share of the replies held out for test, what compare scores (the study: none)', unit='share', study=0.0)
-    max_examples_full: int = param(87_000, 'examples kept in full/, a seeded sample by reply taken before the split; 0 keeps all '
-                                   '(the study sized both runs to take about the same time)', unit='examples')
-    max_examples_qlora: int = param(112_000, 'examples kept in qlora/, as max_examples_full; 0 keeps all', unit='examples')
-    seed: int = param(0, 'seed of the split (random, chat), of the examples kept and of a synthetic export', study=NOT_IN_STUDY)
-    pseudonymize: str = param('contacts', "off | contacts (phone numbers, e-mails) | names (also other people's names); on by default "
-                              "because a model can repeat what it saw (the study: off)", choices=('off', 'contacts', 'names'), study='off')
-    canaries: int = param(0, "random secrets ('my secret code is 0 4 2 9 1 7') planted among the owner's text messages, each once, for compare's "
-                          "canary exposure audit (The Secret Sharer); they become training replies like any other; 0 = none", unit='canaries', study=NOT_IN_STUDY)
-    num_proc: int = param(0, 'processes that tokenize a large input; 0 = one per core this process may use, as far as the available memory holds them', study=NOT_IN_STUDY)
-    n_messages: int = param(3000, "size of the synthetic export prepared when messages is ''", unit='messages', study=NOT_IN_STUDY)
-    vocab_size: int = param(2000, 'vocabulary of the demo-bpe tokenizer', unit='tokens', study=NOT_IN_STUDY)
-    gemma: bool = param(False, "the notebook's extra label check with the Gemma 3 270M tokenizer (the command ignores it)", study=NOT_IN_STUDY)
-    progress: bool = param(False, 'show progress bars (a command on a terminal shows them anyway, unless -q)', study=NOT_IN_STUDY)
-
-    def check(self):
-        import datetime
-        if self.block_size < 16: raise UserError(f'block_size {self.block_size} must be at least 16 tokens.')
-        if self.max_gap <= 0: raise UserError(f'max_gap {self.max_gap} must be a positive number of seconds.')
-        if not 0 <= self.max_system <= 1: raise UserError(f'max_system {self.max_system} must be a share between 0 and 1.')
-        if not (0 < self.val_frac and 0 < self.test_frac and self.val_frac + self.test_frac < 1):
-            raise UserError(f'val_frac {self.val_frac} and test_frac {self.test_frac} must be positive and add up to less than 1.')
-        if self.mask == 'prefix' and self.train_on == 'all':
-            raise UserError('mask prefix lets prompt tokens see the tokens after them, so it needs train_on response.')
-        if self.min_date in ('none', 'None'): self.min_date = ''
-        try: self.min_date and datetime.date.fromisoformat(self.min_date)
-        except ValueError: raise UserError(f"min_date {self.min_date!r} is not a day like 2021-01-01; '' keeps every day.")
-        for k in ('max_examples_full', 'max_examples_qlora'):
-            if getattr(self, k) < 0: raise UserError(f'{k} {getattr(self, k)} must be 0 (all) or a number of examples.')
-        if self.num_proc < 0: raise UserError(f'num_proc {self.num_proc} must be 0 (from the machine) or a number of processes.')
-        if self.canaries < 0: raise UserError(f'canaries {self.canaries} must be 0 (none) or a number of canaries.')
-        if self.n_messages < 1: raise UserError(f'n_messages {self.n_messages} must be at least 1.')
-        if not (self.tokenizer_full or self.tokenizer_qlora):
-            raise UserError("tokenizer_full and tokenizer_qlora are both ''; name at least one tokenizer.")
-
-    def datasets(self) -> list[tuple]:
-        "(name, tokenizer, template, max_examples) of each dataset to prepare: full/ and qlora/, unless its tokenizer is ''."
-        return [d for d in (('full', self.tokenizer_full, self.template, self.max_examples_full),
-                            ('qlora', self.tokenizer_qlora, self.template_qlora or self.template, self.max_examples_qlora)) if d[1]]
+__all__ = ['SCHEMA', 'MEDIA', 'TOKENIZE_BATCH', 'WORKER_MEMORY', 'SEG_TRAINED', 'FILTERS', 'SPLITS', 'EXAMPLE_FEATURES',
+           'ASSEMBLE_CHUNK', 'SHARD', 'SAVE_IN_PROCESS', 'messages_table', 'read_messages', 'Template', 'make_template',
+           'line_text', 'render_example', 'Stream', 'find_owner', 'message_stream', 'replies', 'special_as_text',
+           'available_memory', 'worker_count', 'tokenize_workers', 'encode_texts', 'ranges', 'gather', 'Pieces',
+           'Layout', 'layout_messages', 'Examples', 'find_examples', 'unit_hash', 'split_replies', 'covered', 'leaks',
+           'split_examples', 'cap_examples', 'assemble', 'write_examples', 'histogram', 'progress_bars', 'Selection',
+           'select_messages', 'prepare', 'check_labels', 'check_out', 'check_root', 'check_splits', 'save_prepared',
+           'stage_messages', 'release_memory', 'prepare_datasets', 'prefix_mask', 'prepare_main']
 
 # %% ../nbs/01_prepare.ipynb #78dda9d5
 SCHEMA = pa.schema([('chat_id', pa.string()), ('chat', pa.string()), ('is_group', pa.bool_()), ('id', pa.int64()),
@@ -121,9 +47,8 @@ def messages_table(msgs) -> pa.Table:
 
 def read_messages(path) -> pa.Table:
     "Read the JSON Lines file of `chatmimic parse` into an Arrow table; a bad file is a `UserError`."
-    p, todo = Path(path), 'pass the JSON Lines file written by chatmimic parse'
+    p, todo = check_messages(path), 'pass the JSON Lines file written by chatmimic parse'
     try:
-        if p.stat().st_size == 0: raise user_error(p, 'the file is empty', 'run chatmimic parse again')
         tb = pj.read_json(p, read_options=pj.ReadOptions(block_size=1 << 24),
                           parse_options=pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior='ignore'))
     except OSError as e: raise user_error(p, f'cannot be read ({e.strerror or e})', 'check the path')

@@ -9,14 +9,12 @@ import importlib.util
 import torch
 
 from .core import UserError
+from .stage_configs import BACKENDS
 from .models import model_config, count_params
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'GiB', 'NF4_BYTES', 'CUDA_OVERHEAD', 'BACKENDS', 'activation_elems', 'memory_estimate',
-           'select_backend', 'qlora_plan', 'format_plan']
-
-# %% ../nbs/03a_qlora_plan.ipynb #20d6f6d9
-LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')  # every linear projection of a Gemma block
+__all__ = ['GiB', 'NF4_BYTES', 'CUDA_OVERHEAD', 'activation_elems', 'memory_estimate', 'select_backend', 'qlora_plan',
+           'format_plan']
 
 # %% ../nbs/03a_qlora_plan.ipynb #9605065b
 GiB = 2**30
@@ -49,8 +47,6 @@ def memory_estimate(config, counts:dict, block_size:int=1024, micro_batch:int=1,
                 total=int(sum(parts.values())))
 
 # %% ../nbs/03a_qlora_plan.ipynb #159b211a
-BACKENDS = ('auto', 'unsloth', 'peft')
-
 def select_backend(backend:str='auto', load_in_4bit:bool=True, pack:bool=False, mask:str='causal') -> tuple[str, str]:
     "The backend that will train ('unsloth' or 'peft') and why, for a run that packs (`pack`) with `mask`; an impossible request is a `UserError`."
     if backend not in BACKENDS: raise UserError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}.")
@@ -72,7 +68,7 @@ def select_backend(backend:str='auto', load_in_4bit:bool=True, pack:bool=False, 
 
 # %% ../nbs/03a_qlora_plan.ipynb #ca2cff2b
 def qlora_plan(cfg, gpu_gib:float=8.0, n_tokens:int|None=None) -> dict:
-    "Model, backend, quantization, LoRA targets, parameter counts and memory estimates of the QLoRA run `cfg` (a `train_qlora.QLoRAConfig`), from the architecture only; `n_tokens` trainable embedding rows (default: the terminator's with `train_tokens`)."
+    "Model, backend, quantization, LoRA targets, parameter counts and memory estimates of the QLoRA run `cfg` (a `stage_configs.QLoRAConfig`), from the architecture only; `n_tokens` trainable embedding rows (default: the terminator's with `train_tokens`)."
     be, why = select_backend(cfg.backend, cfg.load_in_4bit, cfg.pack)
     model, mb, gc, block = cfg.model, cfg.micro_batch, cfg.gradient_checkpointing, cfg.block_size
     n = count_params(model, cfg.lora_rank, cfg.lora_targets)

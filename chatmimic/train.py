@@ -5,7 +5,7 @@
 # %% ../nbs/02_train.ipynb #d0da1f02
 from __future__ import annotations
 import argparse, bisect, contextlib, importlib, json, os, re, shutil, tempfile, time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import logging
@@ -19,66 +19,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, Stop
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from .core import UserError, user_error, atomic_write, StageConfig, param, NOT_IN_STUDY, STAGES, CONFIGS, build_config
+from .core import UserError, user_error, atomic_write, STAGES, CONFIGS, build_config, add_stage_args
+from .stage_configs import TrainConfig, check_prepared, _is_main
 from .models import cache_dir, model_source, count_params
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'SCHEDULERS', 'DEMO_OWNER', 'EXACT_MASKS', 'RUN_FILES', 'DTYPES', 'TrainConfig', 'demo_dataset',
-           'load_prepared', 'pack_blocks', 'pack_dataset', 'padding_share', 'PackedCollator', 'needs_masks',
-           'attention_guard', 'packing_error', 'NonFiniteLoss', 'prepare_run_dir', 'read_metrics', 'plot_losses',
-           'device_name', 'resolve_precision', 'train', 'bnb_config', 'fit_embeddings', 'load_base', 'load_trained',
-           'unpack_4bit', 'merge_tokens', 'mask_for', 'next_turn', 'TurnStop', 'generate_ids', 'demo_config',
-           'cached_demo_run']
-
-# %% ../nbs/02_train.ipynb #be981ef4
-PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
-SCHEDULERS = ('linear', 'cosine', 'constant', 'constant_with_warmup')
-
-@dataclass
-class TrainConfig(StageConfig):
-    "The choices both trainers share; the defaults are the study's full fine-tuning run (Table 3)."
-    dataset: str = param('', "a prepared dataset folder (chatmimic prepare -o OUT writes OUT/full and OUT/qlora); '' builds the synthetic demo dataset",
-                         path='file', study=NOT_IN_STUDY)
-    out: str = param('runs/train', 'the run folder: params, metrics, checkpoints, the model', short='-o', path='file', study=NOT_IN_STUDY)
-    model: str = param('GroNLP/gpt2-small-italian', 'Hugging Face name or folder of the model to train', path='maybe')
-    learning_rate: float = param(1e-5, 'peak learning rate (Table 3: 1e-5 full, 1e-4 QLoRA)')
-    weight_decay: float = param(0.01, 'AdamW weight decay')
-    lr_scheduler: str = param('linear', 'learning-rate decay after the warm-up', choices=SCHEDULERS)
-    warmup_ratio: float = param(0.0, 'share of the optimizer steps spent warming up', study=NOT_IN_STUDY)
-    micro_batch: int = param(8, 'blocks per device per forward pass', unit='blocks')
-    grad_accum: int = param(8, 'micro-batches per optimizer step: effective batch = micro_batch x grad_accum x processes (Table 3: 64)')
-    epochs: float = param(1.0, 'passes over the training split')
-    max_steps: int = param(-1, 'optimizer steps; -1 runs the epochs', unit='steps')
-    max_grad_norm: float = param(1.0, 'gradient clipping: the largest gradient norm; 0 clips nothing')
-    precision: str = param('auto', 'auto: bf16 on GPUs that have it, else fp16, fp32 on a CPU (which has no fast fp16); the study trained in fp16',
-                           choices=PRECISIONS, study='fp16')
-    block_size: int = param(1024, "tokens per block of the demo dataset (dataset ''); a prepared dataset keeps the block it was prepared with", unit='tokens')
-    pack: bool = param(True, 'several examples per block, attention kept inside each (the study: nanoGPT streamed examples without masks)', study=NOT_IN_STUDY)
-    val_examples: int = param(0, 'validation examples evaluated; 0 = the whole split', unit='examples')
-    eval_every: int = param(50, 'optimizer steps between validation losses (the points of Figure 4); 0 = at the start and the end only',
-                            unit='steps', study=NOT_IN_STUDY)
-    save_every: int = param(100, 'optimizer steps between checkpoints; 0 = none', unit='steps', study=NOT_IN_STUDY)
-    log_every: int = param(10, 'optimizer steps between metrics.jsonl lines', unit='steps', study=NOT_IN_STUDY)
-    seed: int = param(0, 'of the initialisation, the data order and dropout', study=NOT_IN_STUDY)
-    resume: bool = param(False, 'continue from the newest complete checkpoint in out', study=NOT_IN_STUDY)
-    power_interval: float = param(1.0, 'seconds between power samples (the study read GPU-Z every second)', unit='s')
-    progress: bool = param(True, 'show a progress bar', study=NOT_IN_STUDY)
-
-    def check(self):
-        "Ranges the types alone do not say."
-        def need(ok, what):
-            if not ok: raise UserError(what)
-        for k in ('micro_batch', 'grad_accum', 'log_every'): need(getattr(self, k) >= 1, f'{k} {getattr(self, k)!r} must be at least 1.')
-        for k in ('eval_every', 'save_every', 'seed', 'val_examples'): need(getattr(self, k) >= 0, f'{k} {getattr(self, k)!r} must be at least 0.')
-        need(self.max_steps == -1 or self.max_steps >= 1, f'max_steps {self.max_steps!r} must be -1 (run the epochs) or at least 1.')
-        need(0 < self.learning_rate < 1, f'learning_rate {self.learning_rate!r} must be between 0 and 1.')
-        need(self.weight_decay >= 0, f'weight_decay {self.weight_decay!r} must be at least 0.')
-        need(0 <= self.warmup_ratio < 1, f'warmup_ratio {self.warmup_ratio!r} must be in [0, 1).')
-        need(self.epochs > 0, f'epochs {self.epochs!r} must be positive.')
-        need(self.max_grad_norm >= 0, f'max_grad_norm {self.max_grad_norm!r} must be at least 0 (0: no clipping).')
-        need(self.power_interval > 0, f'power_interval {self.power_interval!r} must be a positive number of seconds.')
-        need(self.block_size >= 16, f'block_size {self.block_size!r} must be at least 16.')
-        need(self.model.strip() != '', 'no model is named; pass --model NAME.')
+__all__ = ['DEMO_OWNER', 'EXACT_MASKS', 'RUN_FILES', 'DTYPES', 'demo_dataset', 'load_prepared', 'pack_blocks', 'pack_dataset',
+           'padding_share', 'PackedCollator', 'needs_masks', 'attention_guard', 'packing_error', 'NonFiniteLoss',
+           'prepare_run_dir', 'read_metrics', 'plot_losses', 'device_name', 'resolve_precision', 'train', 'bnb_config',
+           'fit_embeddings', 'load_base', 'load_trained', 'unpack_4bit', 'merge_tokens', 'mask_for', 'next_turn',
+           'TurnStop', 'generate_ids', 'demo_config', 'cached_demo_run']
 
 # %% ../nbs/02_train.ipynb #9125978c
 DEMO_OWNER = 'Paolo Neri'  # the synthetic export's owner
@@ -103,10 +53,7 @@ def demo_dataset(kind:str='full', tokenizer:str='demo-bpe', template:str='paper'
 # %% ../nbs/02_train.ipynb #f9aaad84
 def load_prepared(path) -> tuple[datasets.DatasetDict, dict, object]:
     "The examples, `stats.json` and tokenizer of a folder written by `chatmimic prepare`; anything else is a `UserError`."
-    p = Path(path)
-    if not (p/'stats.json').is_file() or not (p/'dataset_dict.json').is_file() or not (p/'tokenizer').is_dir():
-        raise user_error(p, 'is not a dataset written by chatmimic prepare (no stats.json, dataset_dict.json or tokenizer/)',
-                         'pass the folder given to chatmimic prepare -o')
+    p = check_prepared(path)
     import datasets
     try: stats = json.loads((p/'stats.json').read_text())
     except ValueError: raise user_error(p/'stats.json', 'is not valid JSON', 'prepare the dataset again')
@@ -347,8 +294,6 @@ class _RunCallback(TrainerCallback):
 
 # %% ../nbs/02_train.ipynb #0c6610ce
 RUN_FILES = ('params.yaml', 'metrics.jsonl', 'metrics.json', 'loss.png', 'power.csv', 'power.json', 'checkpoints', 'model')
-
-def _is_main() -> bool: return int(os.environ.get('RANK', '0')) == 0
 
 def prepare_run_dir(out, resume:bool=False) -> str|None:
     "Make `out` ready for a run; returns the checkpoint to resume from (None: start afresh)."
@@ -662,13 +607,12 @@ def demo_config(stage:str):
 
 def cached_demo_run(stage:str, force:bool=False, **changes) -> Path:
     "The demo run of trainer `stage` (`demo_config(stage)`, with the settings `changes`), trained once under the cache and reused."
-    st = STAGES[stage]
-    m = importlib.import_module(f'chatmimic.{st.module}')
+    m = importlib.import_module(f'chatmimic.{STAGES[stage].module}')
     path = cache_dir()/'demo-runs'/'-'.join([stage, *(f'{k}={v}' for k, v in sorted(changes.items()))])
     cfg = replace(demo_config(stage), out=str(path), **changes)
     p = argparse.ArgumentParser()
-    if hasattr(m, f'add_{stage}_args'): getattr(m, f'add_{stage}_args')(p)  # the command's action flags, at their defaults
-    args = p.parse_args([]); args.quiet = True
+    add_stage_args(p, stage)
+    args = p.parse_args([]); args.quiet = True  # the command's action flags at their defaults
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + '.lock'):
         if force or not _same_run(path, cfg): getattr(m, f'{stage}_main')(cfg, args)

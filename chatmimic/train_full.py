@@ -4,40 +4,19 @@
 
 # %% ../nbs/02_train_gpt2_full.ipynb #73bdf3eb
 from __future__ import annotations
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from .core import UserError, atomic_path, param, NOT_IN_STUDY
+from .core import UserError, atomic_path
+from .stage_configs import STAND_IN, STAND_IN_LABEL, TrainFullConfig
 from .models import model_source
-from .train import TrainConfig, demo_dataset, load_prepared, prepare_run_dir, train, fit_embeddings, _is_main
+from .train import demo_dataset, load_prepared, prepare_run_dir, train, fit_embeddings, _is_main
 
 # %% auto #0
-__all__ = ['STAND_IN', 'STAND_IN_LABEL', 'FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'TrainFullConfig', 'use_fast_activation',
-           'build_model', 'train_full', 'train_full_main']
-
-# %% ../nbs/02_train_gpt2_full.ipynb #52cec1c6
-STAND_IN = 'gpt2-demo'
-STAND_IN_LABEL = 'offline stand-in for GroNLP/gpt2-small-italian: a small GPT-2 trained from scratch'
-
-@dataclass
-class TrainFullConfig(TrainConfig):
-    "A full fine-tuning run: the shared training choices, the model's dropout and the offline stand-in's shape; defaults: Table 3."
-    out: str = param('runs/train_full', 'the run folder: params, metrics, checkpoints, the model', short='-o', path='file', study=NOT_IN_STUDY)
-    model: str = param('GroNLP/gpt2-small-italian', f'Hugging Face name or folder of a causal LM, or {STAND_IN} (a small GPT-2 trained from scratch, offline)', path='maybe')
-    dropout: float = param(0.1, 'dropout of the embeddings, attention and residuals')
-    demo_layers: int = param(2, f'layers of the {STAND_IN} stand-in (GPT-2 small: 12)', study=NOT_IN_STUDY)
-    demo_embd: int = param(128, f'width of the {STAND_IN} stand-in (GPT-2 small: 768)', study=NOT_IN_STUDY)
-    demo_heads: int = param(4, f'attention heads of the {STAND_IN} stand-in (GPT-2 small: 12)', study=NOT_IN_STUDY)
-
-    def check(self):
-        super().check()
-        if not 0 <= self.dropout < 1: raise UserError(f'dropout {self.dropout!r} must be in [0, 1).')
-        for k in ('demo_layers', 'demo_embd', 'demo_heads'):
-            if getattr(self, k) < 1: raise UserError(f'{k} {getattr(self, k)!r} must be at least 1.')
-        if self.demo_embd % self.demo_heads: raise UserError(f'demo_embd {self.demo_embd} must be a multiple of demo_heads {self.demo_heads}.')
+__all__ = ['FAST_ACT', 'ACT_KEYS', 'DROPOUT_KEYS', 'use_fast_activation', 'build_model', 'train_full', 'train_full_main']
 
 # %% ../nbs/02_train_gpt2_full.ipynb #de536357
 FAST_ACT = {'gelu_new': 'gelu_pytorch_tanh'}  # the same tanh approximation of GELU, one fused PyTorch kernel

@@ -4,59 +4,24 @@
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #16430fce
 from __future__ import annotations
-import argparse, json, logging, os, shutil, subprocess, sys
-from dataclasses import dataclass, replace
+import json, logging, os, shutil, subprocess, sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from .core import UserError, user_error, atomic_path, atomic_write, param, NOT_IN_STUDY
+from .core import UserError, user_error, atomic_path, atomic_write
+from .stage_configs import QLoRAConfig
 from .models import model_config, model_source
-from .qlora_plan import LORA_TARGETS, BACKENDS, GiB, select_backend, qlora_plan, format_plan
-from .train import (TrainConfig, train, load_prepared, demo_dataset, resolve_precision, DTYPES, load_base, load_trained, fit_embeddings,
+from .qlora_plan import GiB, select_backend, qlora_plan, format_plan
+from .train import (train, load_prepared, demo_dataset, resolve_precision, DTYPES, load_base, load_trained, fit_embeddings,
                              generate_ids, next_turn, mask_for, unpack_4bit, merge_tokens, _is_main)
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'GEMMA_NOTICE', 'QLoRAConfig', 'lora_config', 'train_token_ids', 'load_qlora_model', 'ends_with_stop',
-           'stop_rate', 'add_gemma_notice', 'run_qlora', 'load_qlora', 'merge', 'find_converter', 'export_gguf',
-           'add_train_qlora_args', 'train_qlora_main']
-
-# %% ../nbs/03_train_gemma_qlora.ipynb #703e31dc
-@dataclass
-class QLoRAConfig(TrainConfig):
-    "A QLoRA run: the shared training choices plus the adapter, the quantization and the stop-rate check; defaults: Table 3."
-    out: str = param('runs/train_qlora', 'the run folder: params, metrics, checkpoints, the adapter', short='-o', path='file', study=NOT_IN_STUDY)
-    model: str = param('google/gemma-2b', 'Hugging Face name or folder of the base model; offline: gemma3-270m (real) or gemma3-tiny (random, tests)', path='maybe')
-    learning_rate: float = param(1e-4, 'peak learning rate (Table 3: 1e-4 QLoRA)')
-    micro_batch: int = param(1, 'blocks per device per forward pass: 1 fits the study\'s 8 GB card at block 1024 (03a_qlora_plan)', unit='blocks')
-    grad_accum: int = param(64, 'micro-batches per optimizer step: effective batch = micro_batch x grad_accum x processes; '
-                                'Table 3 prints 63 for QLoRA and 64 for the full run: 64 is taken for both', study=63)
-    lora_rank: int = param(32, "LoRA rank r: 32 gives the study's 39M trainable parameters (Table 3 prints 16, in a column shifted by a row)")
-    lora_alpha: float = param(16.0, 'LoRA scale numerator: the update is scaled by alpha/r')
-    lora_dropout: float = param(0.0, 'dropout on the LoRA input (Table 3: dropout 0)')
-    lora_targets: list = param(list(LORA_TARGETS), 'the projections that get an adapter: every linear layer of a block')
-    load_in_4bit: bool = param(True, 'a 4-bit NF4 base with double quantization (QLoRA); false: plain LoRA on a 16/32-bit base')
-    backend: str = param('auto', 'auto: unsloth when a GPU and unsloth are there and the run needs no custom mask (pack false, mask causal), else transformers + peft + bitsandbytes', choices=BACKENDS, study='unsloth')
-    gradient_checkpointing: bool = param(True, "recompute activations in the backward pass: less memory, ~30% slower; what fits the study's 8 GB card (03a_qlora_plan)",
-                                         study=NOT_IN_STUDY)
-    train_tokens: bool = param(True, "the template's terminator and any token the template added get trainable embedding rows (peft's trainable_token_indices): "
-                                      'without them a LoRA run cannot move the frozen terminator row and the model never learns to stop', study=False)
-    stop_examples: int = param(100, 'held-out test prompts generated from after training to measure the stop rate (stop_rate.json); 0 = none',
-                               unit='prompts', study=NOT_IN_STUDY)
-    max_new_tokens: int = param(64, 'generation budget of the stop-rate check', unit='tokens', study=NOT_IN_STUDY)
-
-    def check(self):
-        super().check()
-        def need(ok, what):
-            if not ok: raise UserError(what)
-        need(self.lora_rank >= 1, f'lora_rank {self.lora_rank!r} must be at least 1.')
-        need(self.lora_alpha > 0, f'lora_alpha {self.lora_alpha!r} must be positive.')
-        need(0 <= self.lora_dropout < 1, f'lora_dropout {self.lora_dropout!r} must be in [0, 1).')
-        self.lora_targets = [str(t) for t in self.lora_targets]
-        need(len(self.lora_targets) > 0, 'lora_targets is empty; name the projections to adapt, e.g. lora_targets=[q_proj,v_proj].')
-        need(self.stop_examples >= 0 and self.max_new_tokens >= 1, f'stop_examples {self.stop_examples!r} must be at least 0 and max_new_tokens {self.max_new_tokens!r} at least 1.')
+__all__ = ['log', 'GEMMA_NOTICE', 'lora_config', 'train_token_ids', 'load_qlora_model', 'ends_with_stop', 'stop_rate',
+           'add_gemma_notice', 'run_qlora', 'load_qlora', 'merge', 'find_converter', 'export_gguf', 'train_qlora_main']
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #230abef3
 def lora_config(cfg:QLoRAConfig, token_ids=()):
@@ -223,13 +188,6 @@ def export_gguf(merged_dir, out=None, outtype:str='q8_0', llama_cpp=None) -> Pat
     return out
 
 # %% ../nbs/03_train_gemma_qlora.ipynb #4a69f764
-def add_train_qlora_args(p:argparse.ArgumentParser):
-    "The action flags of `chatmimic train-qlora` (its parameters are generated from `QLoRAConfig`)."
-    p.add_argument('--dry-run', action='store_true', help='print model, backend, quantization, LoRA targets, trainable parameters and a memory estimate; load nothing')
-    p.add_argument('--merge', action='store_true', help='after training, write a full model with the adapter merged into OUT/merged')
-    p.add_argument('--gguf', metavar='FORMAT', help='after merging, export OUT/model-FORMAT.gguf for llama.cpp/Ollama (FORMAT: f16, bf16, q8_0, f32)')
-    p.add_argument('--llama-cpp', metavar='DIR', help="folder with llama.cpp's convert_hf_to_gguf.py (default $LLAMA_CPP_DIR)")
-
 def train_qlora_main(cfg:QLoRAConfig, args):
     "Run `chatmimic train-qlora` with the resolved `cfg`: the plan (--dry-run), or the training, then --merge and --gguf."
     if args.dry_run:

@@ -1,5 +1,6 @@
-"The `chatmimic parse` contract for inputs that no reader gets to: missing, empty, unknown."
+"The command line's contract: `chatmimic parse` on inputs no reader gets to (missing, empty, unknown), and every stage's bad input refused before torch loads."
 import json, stat
+from pathlib import Path
 from conftest import run_chatmimic, assert_user_error
 
 def test_help_lists_parse():
@@ -90,3 +91,39 @@ def test_skipped_records_are_counted_per_chat(tmp_path):
     assert head[-1] == 'skipped'
     assert sorted(int(x[-1]) for x in rows if x and x[-1].isdigit())[-1] == 3  # one chat's row shows the three
     assert len(out.read_text().splitlines()) == len((tmp_path/'before.jsonl').read_text().splitlines()) - 3
+
+# --- a command is checked before its stage's libraries load ------------------------------------------------------
+
+HEAVY = ('torch', 'transformers', 'datasets', 'peft')
+IN_PROCESS = f'''
+import sys
+from chatmimic.cli import main
+try: code = main(sys.argv[1:])
+except SystemExit as e: code = e.code
+print(code, [m for m in {HEAVY!r} if m in sys.modules])
+'''
+
+def run_in_process(*args, cwd=None):
+    "Run `chatmimic ARGS` in one Python process; (exit status, the heavy libraries it imported, stderr)."
+    import subprocess, sys
+    r = subprocess.run([sys.executable, '-c', IN_PROCESS, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    code, _, loaded = r.stdout.strip().splitlines()[-1].partition(' ')
+    return int(code), loaded, r.stderr
+
+def test_bad_input_is_refused_before_torch_loads(tmp_path):
+    "Config errors and missing inputs of every stage that loads torch are one sentence from the light config module alone."
+    ROOT = Path(__file__).resolve().parents[1]
+    (tmp_path/'empty').mkdir(); (tmp_path/'empty.jsonl').write_text('')
+    cases = [(('train-full', '--dataset', tmp_path/'empty', '-o', tmp_path/'o'), 'is not a dataset written by chatmimic prepare'),
+             (('train-qlora', '-o', tmp_path/'o', 'lora_rnak=16'), 'did you mean lora_rank'),
+             (('train-full', '-o', tmp_path/'o', '--learning-rate', '5'), 'learning_rate 5.0 must be between 0 and 1'),
+             (('prepare', tmp_path/'empty.jsonl', '-o', tmp_path/'o'), 'the file is empty'),
+             (('compare', tmp_path/'empty', '-o', tmp_path/'o'), 'is not a trainer run folder'),
+             (('compare', '-o', tmp_path/'o', 'top_p=2'), 'top_p 2.0 must be in (0, 1]'),
+             (('run', ROOT/'configs'/'demo.yaml', 'train_full.lerning_rate=1e-3', '--plan'), 'did you mean learning_rate')]
+    for argv, says in cases:
+        code, loaded, err = run_in_process(*argv)
+        assert (code, loaded) == (2, '[]') and says in err and err.count('\n') == 1, (argv, code, loaded, err)
+    assert not (tmp_path/'o').exists()
+    code, loaded, err = run_in_process('run', ROOT/'configs'/'paper.yaml', '--plan', '--runs-dir', tmp_path/'runs')
+    assert (code, loaded) == (0, '[]'), err  # every stage's config resolved and shown, none of their libraries loaded

@@ -33,7 +33,7 @@ def test_paper_config_and_defaults_are_table3(tmp_path):
     "`chatmimic train-full --config configs/paper.yaml` and the bare command both resolve to Table 3's full fine-tuning."
     from chatmimic.cli import stage_parser
     from chatmimic.core import config_from_args
-    p, _ = stage_parser('train_full')
+    p = stage_parser('train_full')
     for argv in (['--config', str(ROOT/'configs'/'paper.yaml')], []):
         c = config_from_args('train_full', p.parse_args([*argv, '--dataset', str(tmp_path), '-o', 'run']), cwd=tmp_path)
         assert {k: getattr(c, k) for k in TABLE3_FULL} == TABLE3_FULL, argv

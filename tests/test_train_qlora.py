@@ -31,7 +31,7 @@ def test_paper_config_and_defaults_are_table3(tmp_path):
     "`chatmimic train-qlora --config configs/paper.yaml` and the bare command both resolve to Table 3's QLoRA run; a misspelt key is refused."
     from chatmimic.cli import stage_parser
     from chatmimic.core import UserError, build_config, config_from_args
-    p, _ = stage_parser('train_qlora')
+    p = stage_parser('train_qlora')
     for argv in (['--config', str(ROOT/'configs'/'paper.yaml')], []):
         c = config_from_args('train_qlora', p.parse_args([*argv, '--dataset', str(tmp_path), '-o', 'run']), cwd=tmp_path)
         assert {k: getattr(c, k) for k in TABLE3_QLORA} == TABLE3_QLORA, argv
