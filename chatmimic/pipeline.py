@@ -106,8 +106,14 @@ def kernel_manager_class(threads:int|None=None):
         def __init__(self, **kw):
             super().__init__(**kw)
             self.ipc_dir = tempfile.mkdtemp(prefix='chatmimic-kernel-')  # 0700, one per kernel: concurrent runs never share a socket name
-            atexit.register(shutil.rmtree, self.ipc_dir, True)  # where this process ends with the kernel still up
+            atexit.register(self._end_at_exit)
             self.transport, self.ip = 'ipc', os.path.join(self.ipc_dir, 'k')
+        def _end_at_exit(self):
+            "Where this process ends with the kernel still up (a run stopped by SIGTERM or Ctrl-C): end the kernel, then remove its socket folder."
+            proc = getattr(getattr(self, 'provisioner', None), 'process', None)  # jupyter_client's LocalProvisioner: the kernel's Popen
+            if proc is not None and proc.poll() is None:
+                proc.kill(); proc.wait(timeout=10)  # before its sockets go: a kernel still starting would print a traceback on the user's terminal
+            shutil.rmtree(self.ipc_dir, ignore_errors=True)
         async def _async_cleanup_resources(self, restart:bool=False):
             await super()._async_cleanup_resources(restart=restart)  # the kernel is shut down: its socket folder goes too
             if not restart: shutil.rmtree(self.ipc_dir, ignore_errors=True)  # (a process that ends by os._exit, as nbdev_test's workers do, skips atexit)

@@ -102,3 +102,36 @@ def test_two_point_sweep_finishes_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert 'n_messages=300: finished earlier, kept' in r.stdout and 'n_messages=500: running' in r.stdout, r.stdout
     assert 'n_messages=500: done' in r.stdout
+
+def _children(pid:int) -> list[int]:
+    "The pids whose parent is `pid`."
+    out = []
+    for p in Path('/proc').glob('[0-9]*'):
+        try:
+            if int((p/'stat').read_text().rsplit(')', 1)[1].split()[1]) == pid: out.append(int(p.name))
+        except (OSError, ValueError, IndexError): pass
+    return out
+
+def _alive(pid:int) -> bool:  # a process that exists and is not a zombie
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError: return False
+
+def test_sigterm_stops_the_run_and_its_kernel(tmp_path):
+    "SIGTERM to `chatmimic run` while a stage's notebook runs: exit 143 with one line, the stage's kernel gone, the stage not marked done."
+    import signal, subprocess, time
+    from conftest import CHATMIMIC
+    pr = subprocess.Popen([str(CHATMIMIC), 'run', str(DEMO), 'stages=[parse, prepare]', '--runs-dir', str(tmp_path), '--name', 'term'],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kernels, t = [], time.monotonic()
+    while time.monotonic() - t < 120 and pr.poll() is None:
+        kernels = [k for k in _children(pr.pid) if b'ipykernel' in Path(f'/proc/{k}/cmdline').read_bytes()]
+        if kernels and (tmp_path/'term'/'00_parse.done').exists(): break  # the prepare stage's kernel: its notebook runs for seconds
+        time.sleep(0.2)
+    assert kernels and all(map(_alive, kernels)), 'no stage kernel was seen running'
+    pr.send_signal(signal.SIGTERM)
+    out, err = pr.communicate(timeout=60)
+    assert pr.returncode == 143 and err.strip().count('\n') == 0 and 'terminated (signal 15)' in err, (pr.returncode, err)
+    t = time.monotonic()
+    while any(map(_alive, kernels)) and time.monotonic() - t < 30: time.sleep(0.2)
+    assert not any(map(_alive, kernels)), 'the stage kernel outlived the run by 30 s'
+    assert not (tmp_path/'term'/'01_prepare.done').exists()
