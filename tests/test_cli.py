@@ -1,5 +1,5 @@
 "The command line's contract: `chatmimic parse` on inputs no reader gets to (missing, empty, unknown), and every stage's bad input refused before torch loads."
-import json, stat
+import json, stat, subprocess, sys
 from pathlib import Path
 from conftest import run_chatmimic, assert_user_error
 
@@ -105,7 +105,6 @@ print(code, [m for m in {HEAVY!r} if m in sys.modules])
 
 def run_in_process(*args, cwd=None):
     "Run `chatmimic ARGS` in one Python process; (exit status, the heavy libraries it imported, stderr)."
-    import subprocess, sys
     r = subprocess.run([sys.executable, '-c', IN_PROCESS, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
     code, _, loaded = r.stdout.strip().splitlines()[-1].partition(' ')
     return int(code), loaded, r.stderr
